@@ -1,0 +1,119 @@
+/**
+ * buildApp(config): the one way to build the service, for the server and the tests alike.
+ * This file is the composition root: it opens the database, runs migrations, and wires
+ * repos into services into routes. Modules are registered explicitly, in one place.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { TSchema } from 'typebox';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { KeyRing } from './lib/crypto/index.js';
+import { createLogger } from './lib/logger.js';
+import { Problem } from './lib/schemas.js';
+import { createValidatorCompiler } from './lib/validation.js';
+import authPlugin, { requestContext } from './plugins/auth.js';
+import errorsPlugin from './plugins/errors.js';
+import securityHeaders from './plugins/security-headers.js';
+import swaggerPlugin from './plugins/swagger.js';
+import { createAuditRepo } from './modules/audit/audit.repo.js';
+import { auditRoutes, auditSchemas } from './modules/audit/audit.routes.js';
+import { createAuditService } from './modules/audit/audit.service.js';
+import { healthRoutes } from './modules/health/health.routes.js';
+import { createIdempotencyRepo } from './modules/idempotency/idempotency.repo.js';
+import { createIdempotencyService } from './modules/idempotency/idempotency.service.js';
+import { createMessagesRepo } from './modules/messages/messages.repo.js';
+import { messageRoutes, messageSchemas } from './modules/messages/messages.routes.js';
+import { createMessagesService } from './modules/messages/messages.service.js';
+import { createRecordsRepo } from './modules/records/records.repo.js';
+import { customerRecordRoutes, recordSchemas, volunteerRecordRoutes } from './modules/records/records.routes.js';
+import { createRecordsService } from './modules/records/records.service.js';
+import { createThreadsRepo } from './modules/threads/threads.repo.js';
+import { threadRoutes, threadSchemas } from './modules/threads/threads.routes.js';
+import { createThreadsService } from './modules/threads/threads.service.js';
+
+export interface BuildOptions {
+  /** A pino logger to use instead of one built from config (tests capture logs this way). */
+  logger?: Logger;
+  clock?: Clock;
+  /** An already open database; buildApp then neither migrates nor closes it. */
+  database?: Database;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    database: Database;
+  }
+}
+
+/** Every named schema, registered once: they become OpenAPI components and validator refs. */
+const NAMED_SCHEMAS: TSchema[] = [Problem, ...recordSchemas, ...messageSchemas, ...threadSchemas, ...auditSchemas];
+
+const BODY_LIMIT = 256 * 1024;
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const clock = options.clock ?? systemClock;
+  const keyRing = KeyRing.parse(config.encryptionKeys);
+  const ownsDatabase = !options.database;
+  const database =
+    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? null : config.pgliteDir }));
+  try {
+    if (ownsDatabase) await migrate(database.db);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    trustProxy: config.trustProxy,
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('database', database);
+  app.setValidatorCompiler(createValidatorCompiler(NAMED_SCHEMAS));
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onClose', async () => {
+    if (ownsDatabase) await database.close();
+  });
+
+  // Repos, then services, then routes.
+  const { db } = database;
+  const auditRepo = createAuditRepo(db);
+  const recordsRepo = createRecordsRepo(db);
+  const threadsRepo = createThreadsRepo(db);
+  const messagesRepo = createMessagesRepo(db);
+  const idempotencyRepo = createIdempotencyRepo(db);
+
+  const audit = createAuditService({ db, repo: auditRepo, clock });
+  const idempotency = createIdempotencyService({ db, repo: idempotencyRepo, keyRing, clock });
+  const records = createRecordsService({ db, repo: recordsRepo, keyRing, audit, clock });
+  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, keyRing, audit, clock });
+  const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, audit, clock });
+
+  await app.register(errorsPlugin, { recordAudit: (request, input) => audit.recordStandalone(requestContext(request), input) });
+  await app.register(securityHeaders);
+  await app.register(swaggerPlugin, { schemas: NAMED_SCHEMAS });
+  await app.register(authPlugin, { jwt: config.jwt });
+
+  await app.register(healthRoutes, { ping: database.ping });
+  await app.register(customerRecordRoutes, { service: records });
+  await app.register(volunteerRecordRoutes, { service: records });
+  await app.register(threadRoutes, { service: threads });
+  await app.register(messageRoutes, { service: messages });
+  await app.register(auditRoutes, { service: audit });
+
+  await app.ready();
+  return app;
+}

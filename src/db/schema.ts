@@ -1,0 +1,170 @@
+/**
+ * The Drizzle schema. drizzle-kit generates the migrations in drizzle/ from this file.
+ *
+ * Invariants:
+ * - every row carries org_id, and every query filters on it;
+ * - PHI (names, email, date of birth, phone, subjects, bodies) lives only in bytea columns
+ *   sealed by src/lib/crypto; there is no plaintext column for any of it;
+ * - salt + wrapped_key + key_version form each row's envelope (DESIGN section 5).
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+/** bytea as a Node Buffer on both drivers (PGlite yields Uint8Array, postgres.js Buffer). */
+export const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array | string }>({
+  dataType: () => 'bytea',
+  toDriver: (value) => value,
+  fromDriver: (value) => {
+    if (typeof value === 'string') {
+      return Buffer.from(value.startsWith('\\x') ? value.slice(2) : value, 'hex');
+    }
+    return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  },
+});
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+const envelopeColumns = () => ({
+  salt: bytea('salt').notNull(),
+  wrappedKey: bytea('wrapped_key').notNull(),
+  keyVersion: integer('key_version').notNull(),
+});
+
+export const records = pgTable(
+  'records',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    kind: text('kind', { enum: ['customer', 'volunteer'] }).notNull(),
+    externalId: text('external_id').notNull(),
+    ...envelopeColumns(),
+    displayName: bytea('display_name').notNull(),
+    email: bytea('email'),
+    dateOfBirth: bytea('date_of_birth'),
+    phone: bytea('phone'),
+    createdAt: timestamptz('created_at').notNull(),
+    updatedAt: timestamptz('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('records_org_kind_external_uq').on(t.orgId, t.kind, t.externalId)],
+);
+
+export const threads = pgTable(
+  'threads',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    recordId: uuid('record_id')
+      .notNull()
+      .references(() => records.id),
+    ...envelopeColumns(),
+    subject: bytea('subject').notNull(),
+    replyAllowed: boolean('reply_allowed').notNull(),
+    state: text('state', { enum: ['open', 'closed'] }).notNull(),
+    createdById: text('created_by_id').notNull(),
+    createdByName: text('created_by_name'),
+    createdAt: timestamptz('created_at').notNull(),
+    updatedAt: timestamptz('updated_at').notNull(),
+    lastActivityAt: timestamptz('last_activity_at').notNull(),
+  },
+  (t) => [index('threads_org_record_activity_idx').on(t.orgId, t.recordId, t.lastActivityAt.desc(), t.id.desc())],
+);
+
+export const messages = pgTable(
+  'messages',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    threadId: uuid('thread_id')
+      .notNull()
+      .references(() => threads.id),
+    authorKind: text('author_kind', { enum: ['staff', 'patron', 'external'] }).notNull(),
+    /** 'staff' for staff and admin authors, 'recipient' for patrons and external recipients. */
+    authorSide: text('author_side', { enum: ['staff', 'recipient'] }).notNull(),
+    authorId: text('author_id').notNull(),
+    /** Sealed: a patron's or recipient's name is PHI, so every author name is encrypted. */
+    authorName: bytea('author_name'),
+    body: bytea('body').notNull(),
+    sentAt: timestamptz('sent_at').notNull(),
+    readAt: timestamptz('read_at'),
+  },
+  (t) => [
+    index('messages_thread_id_idx').on(t.threadId, t.id),
+    index('messages_unread_idx')
+      .on(t.threadId, t.authorSide)
+      .where(sql`${t.readAt} is null`),
+  ],
+);
+
+/**
+ * Append-only: a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE. Hash-chained
+ * per organization through `seq`, `prev_hash` and `hash`; `audit_chain_heads` serializes writers.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+    occurredAt: timestamptz('occurred_at').notNull(),
+    actorKind: text('actor_kind').notNull(),
+    actorId: text('actor_id'),
+    actorName: text('actor_name'),
+    action: text('action').notNull(),
+    outcome: text('outcome', { enum: ['success', 'denied', 'failure', 'error'] }).notNull(),
+    recordKind: text('record_kind'),
+    recordId: text('record_id'),
+    threadId: uuid('thread_id'),
+    messageId: uuid('message_id'),
+    documentId: uuid('document_id'),
+    linkId: uuid('link_id'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    reason: text('reason'),
+  },
+  (t) => [
+    uniqueIndex('audit_events_org_seq_uq').on(t.orgId, t.seq),
+    index('audit_events_org_thread_idx').on(t.orgId, t.threadId, t.seq),
+    index('audit_events_org_record_idx').on(t.orgId, t.recordId, t.seq),
+    index('audit_events_org_time_idx').on(t.orgId, t.occurredAt),
+  ],
+);
+
+export const auditChainHeads = pgTable('audit_chain_heads', {
+  orgId: text('org_id').primaryKey(),
+  seq: bigint('seq', { mode: 'number' }).notNull(),
+  hash: text('hash').notNull(),
+});
+
+/**
+ * Idempotency-Key replay table. It stores a keyed fingerprint of the request, never the body,
+ * and the id of the resource created, which is re-read on replay.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    orgId: text('org_id').notNull(),
+    actorId: text('actor_id').notNull(),
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    resourceId: uuid('resource_id').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.actorId, t.scope, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
+);

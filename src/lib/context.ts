@@ -1,0 +1,45 @@
+/**
+ * Who is calling, and from where. Built once per request by the auth and request-context
+ * plugins; services take it as their first argument and never read the HTTP request.
+ */
+export const ACTOR_ROLES = ['staff', 'admin', 'integration', 'patron'] as const;
+export type ActorRole = (typeof ACTOR_ROLES)[number];
+export type RecordKind = 'customer' | 'volunteer';
+
+export interface RecordRef {
+  kind: RecordKind;
+  id: string;
+}
+
+export interface Actor {
+  role: ActorRole;
+  /** JWT `sub`. */
+  id: string;
+  orgId: string;
+  /** Display name from the token; only staff-side names are ever written to the audit trail. */
+  name: string | null;
+  /** Patrons only: the record the token is for. */
+  rec: RecordRef | null;
+}
+
+export interface RequestContext {
+  actor: Actor;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string;
+}
+
+/** Which side of the conversation an actor writes on; read receipts are set by the other side. */
+export type Side = 'staff' | 'recipient';
+
+export function sideOf(actor: Actor): Side {
+  return actor.role === 'patron' ? 'recipient' : 'staff';
+}
+
+export function otherSide(side: Side): Side {
+  return side === 'staff' ? 'recipient' : 'staff';
+}
+
+export function isStaffSide(actor: Actor): boolean {
+  return actor.role === 'staff' || actor.role === 'admin';
+}

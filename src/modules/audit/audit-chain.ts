@@ -1,0 +1,78 @@
+/**
+ * The per-organization hash chain. Each event's hash covers the previous event's hash and
+ * every stored field of the event, so editing, deleting or reordering a row breaks the chain
+ * at that row. Pure functions: used when writing and when verifying.
+ */
+import { createHash } from 'node:crypto';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface ChainedFields {
+  id: string;
+  orgId: string;
+  seq: number;
+  prevHash: string;
+  occurredAt: Date;
+  actorKind: string;
+  actorId: string | null;
+  actorName: string | null;
+  action: string;
+  outcome: string;
+  recordKind: string | null;
+  recordId: string | null;
+  threadId: string | null;
+  messageId: string | null;
+  documentId: string | null;
+  linkId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  reason: string | null;
+}
+
+/** SHA-256 over a fixed-order JSON array: unambiguous, and independent of key order. */
+export function chainHash(e: ChainedFields): string {
+  const canonical = JSON.stringify([
+    e.prevHash,
+    e.orgId,
+    e.seq,
+    e.id,
+    e.occurredAt.toISOString(),
+    e.actorKind,
+    e.actorId,
+    e.actorName,
+    e.action,
+    e.outcome,
+    e.recordKind,
+    e.recordId,
+    e.threadId,
+    e.messageId,
+    e.documentId,
+    e.linkId,
+    e.ip,
+    e.userAgent,
+    e.requestId,
+    e.reason,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export type ChainBreak = { seq: number; eventId: string | null; problem: 'hash_mismatch' | 'prev_hash_mismatch' | 'sequence_gap' };
+
+/**
+ * Walks events in seq order and returns the first break, if any. `start` is the expected
+ * (seq - 1, hash) before the first event: the genesis for a full verification.
+ */
+export function findChainBreak(
+  events: Iterable<ChainedFields & { hash: string }>,
+  start: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH },
+): { break: ChainBreak | null; head: { seq: number; hash: string } } {
+  let prev = start;
+  for (const e of events) {
+    if (e.seq !== prev.seq + 1) return { break: { seq: prev.seq + 1, eventId: null, problem: 'sequence_gap' }, head: prev };
+    if (e.prevHash !== prev.hash) return { break: { seq: e.seq, eventId: e.id, problem: 'prev_hash_mismatch' }, head: prev };
+    if (chainHash(e) !== e.hash) return { break: { seq: e.seq, eventId: e.id, problem: 'hash_mismatch' }, head: prev };
+    prev = { seq: e.seq, hash: e.hash };
+  }
+  return { break: null, head: prev };
+}

@@ -1,0 +1,81 @@
+import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { DbOrTx } from '../../db/client.js';
+import { auditChainHeads, auditEvents } from '../../db/schema.js';
+import { GENESIS_HASH } from './audit-chain.js';
+
+export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+export interface AuditFilters {
+  recordId?: string;
+  threadId?: string;
+  actorId?: string;
+  action?: string;
+  outcome?: AuditEventRow['outcome'];
+  from?: Date;
+  to?: Date;
+}
+
+export function createAuditRepo(db: DbOrTx) {
+  return {
+    /**
+     * Locks the org's chain head for the rest of the transaction and returns it. The upsert's
+     * DO UPDATE takes the row lock even when nothing changes, so concurrent writers in one
+     * org queue here and the chain stays linear.
+     */
+    async lockHead(tx: DbOrTx, orgId: string): Promise<{ seq: number; hash: string }> {
+      const [head] = await tx
+        .insert(auditChainHeads)
+        .values({ orgId, seq: 0, hash: GENESIS_HASH })
+        .onConflictDoUpdate({ target: auditChainHeads.orgId, set: { seq: sql`${auditChainHeads.seq}` } })
+        .returning({ seq: auditChainHeads.seq, hash: auditChainHeads.hash });
+      return head!;
+    },
+
+    async append(tx: DbOrTx, row: AuditEventRow): Promise<void> {
+      await tx.insert(auditEvents).values(row);
+      await tx.update(auditChainHeads).set({ seq: row.seq, hash: row.hash }).where(eq(auditChainHeads.orgId, row.orgId));
+    },
+
+    async list(orgId: string, filters: AuditFilters, page: { afterSeq?: number; limit: number; order: 'asc' | 'desc' }) {
+      const conditions: (SQL | undefined)[] = [eq(auditEvents.orgId, orgId), ...filterConditions(filters)];
+      if (page.afterSeq !== undefined) {
+        conditions.push(page.order === 'asc' ? gt(auditEvents.seq, page.afterSeq) : lt(auditEvents.seq, page.afterSeq));
+      }
+      return db
+        .select()
+        .from(auditEvents)
+        .where(and(...conditions))
+        .orderBy(page.order === 'asc' ? asc(auditEvents.seq) : desc(auditEvents.seq))
+        .limit(page.limit + 1);
+    },
+
+    /** A batch of the chain in seq order, for verification. */
+    async chainBatch(orgId: string, afterSeq: number, limit: number) {
+      return db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.orgId, orgId), gt(auditEvents.seq, afterSeq)))
+        .orderBy(asc(auditEvents.seq))
+        .limit(limit);
+    },
+
+    async head(orgId: string) {
+      const [row] = await db.select().from(auditChainHeads).where(eq(auditChainHeads.orgId, orgId));
+      return row ?? { orgId, seq: 0, hash: GENESIS_HASH };
+    },
+  };
+}
+
+function filterConditions(f: AuditFilters): (SQL | undefined)[] {
+  return [
+    f.recordId !== undefined ? eq(auditEvents.recordId, f.recordId) : undefined,
+    f.threadId !== undefined ? eq(auditEvents.threadId, f.threadId) : undefined,
+    f.actorId !== undefined ? eq(auditEvents.actorId, f.actorId) : undefined,
+    f.action !== undefined ? eq(auditEvents.action, f.action) : undefined,
+    f.outcome !== undefined ? eq(auditEvents.outcome, f.outcome) : undefined,
+    f.from !== undefined ? gte(auditEvents.occurredAt, f.from) : undefined,
+    f.to !== undefined ? lte(auditEvents.occurredAt, f.to) : undefined,
+  ];
+}
+
+export type AuditRepo = ReturnType<typeof createAuditRepo>;

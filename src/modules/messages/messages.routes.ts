@@ -1,0 +1,116 @@
+import { Type } from 'typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { requestContext } from '../../plugins/auth.js';
+import { IdempotencyHeaders, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import type { MessagesService } from './messages.service.js';
+
+export const Message = Type.Object(
+  {
+    id: Uuid(),
+    threadId: Uuid(),
+    author: Type.Object(
+      {
+        kind: StringEnum(['staff', 'patron', 'external'] as const),
+        id: Type.String(),
+        name: Type.Union([Type.String(), Type.Null()]),
+      },
+      { additionalProperties: false },
+    ),
+    body: Type.String(),
+    sentAt: Type.String({ format: 'date-time' }),
+    readAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description: 'When the other side first read it; null until then. Set once, never moved.',
+    }),
+  },
+  { $id: 'Message', additionalProperties: false },
+);
+
+export const MessagePage = Type.Object(
+  { items: Type.Array(ref(Message)), nextCursor: NextCursor },
+  { $id: 'MessagePage', additionalProperties: false },
+);
+
+export const SendMessage = Type.Object(
+  { body: Type.String({ minLength: 1, maxLength: 20000 }) },
+  { $id: 'SendMessage', additionalProperties: false },
+);
+
+export const MarkRead = Type.Object(
+  { upTo: Uuid({ description: 'The newest message the caller has read; earlier ones are marked too' }) },
+  { $id: 'MarkRead', additionalProperties: false },
+);
+
+export const ReadReceipt = Type.Object(
+  {
+    threadId: Uuid(),
+    readAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Null when nothing new was marked' }),
+    messageIds: Type.Array(Uuid(), { description: 'The messages this call marked read' }),
+  },
+  { $id: 'ReadReceipt', additionalProperties: false },
+);
+
+export const messageSchemas = [Message, MessagePage, SendMessage, MarkRead, ReadReceipt];
+
+const ThreadParams = Type.Object({ threadId: Uuid() }, { additionalProperties: false });
+
+export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService }> = async (app, { service }) => {
+  const roles = ['staff', 'admin', 'patron'] as const;
+
+  app.get(
+    '/v1/threads/:threadId/messages',
+    {
+      onRequest: app.authorize(roles, 'message.listed'),
+      schema: {
+        operationId: 'listMessages',
+        tags: ['messages'],
+        summary: 'Messages of a thread, oldest first',
+        description: 'Keyset-paged. Each message carries sentAt and readAt. Audited as message.listed.',
+        params: ThreadParams,
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: ref(MessagePage), ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (req) =>
+      service.list(requestContext(req), req.params.threadId, { cursor: req.query.cursor, limit: req.query.limit ?? DEFAULT_PAGE_SIZE }),
+  );
+
+  app.post(
+    '/v1/threads/:threadId/messages',
+    {
+      onRequest: app.authorize(roles, 'message.sent'),
+      schema: {
+        operationId: 'sendMessage',
+        tags: ['messages'],
+        summary: 'Send a message or reply',
+        description: 'A patron gets 403 when reply is not allowed or the thread is closed. Accepts Idempotency-Key.',
+        params: ThreadParams,
+        headers: IdempotencyHeaders,
+        body: ref(SendMessage),
+        response: { 201: ref(Message), ...problems(400, 401, 403, 404, 422) },
+      },
+    },
+    async (req, reply) => {
+      const sent = await service.send(requestContext(req), req.params.threadId, req.body, req.headers['idempotency-key']);
+      if (sent.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(201).send(sent.message);
+    },
+  );
+
+  app.post(
+    '/v1/threads/:threadId/read',
+    {
+      onRequest: app.authorize(roles, 'message.read'),
+      schema: {
+        operationId: 'markThreadRead',
+        tags: ['messages'],
+        summary: "Mark the other side's messages read",
+        description: "Sets readAt once on the other side's messages up to upTo; a staff read never marks a staff message.",
+        params: ThreadParams,
+        body: ref(MarkRead),
+        response: { 200: ref(ReadReceipt), ...problems(400, 401, 403, 404, 422) },
+      },
+    },
+    async (req) => service.markRead(requestContext(req), req.params.threadId, req.body.upTo),
+  );
+};

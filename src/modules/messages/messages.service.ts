@@ -1,0 +1,96 @@
+/**
+ * Messages and read receipts.
+ *
+ * Rules enforced here:
+ * - nobody writes to a closed thread; a patron writes only where reply is allowed;
+ * - `readAt` is set by the other side only, once, and never moves;
+ * - listing messages reads PHI and is audited as `message.listed`.
+ */
+import type { Db } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
+import { otherSide, sideOf, type RequestContext } from '../../lib/context.js';
+import { AppError } from '../../lib/errors.js';
+import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { IdempotencyService } from '../idempotency/idempotency.service.js';
+import type { ThreadsRepo } from '../threads/threads.repo.js';
+import type { ThreadsService } from '../threads/threads.service.js';
+import { buildMessageRow, toMessageView, type MessageView } from './message-codec.js';
+import type { MessagesRepo } from './messages.repo.js';
+
+interface Deps {
+  db: Db;
+  repo: MessagesRepo;
+  threadsRepo: ThreadsRepo;
+  threads: ThreadsService;
+  idempotency: IdempotencyService;
+  audit: AuditService;
+  clock: Clock;
+}
+
+export function createMessagesService(deps: Deps) {
+  const { db, repo, threadsRepo, threads, idempotency, audit, clock } = deps;
+
+  return {
+    async list(ctx: RequestContext, threadId: string, page: { cursor?: string; limit: number }): Promise<Page<MessageView>> {
+      const after = decodeCursor(page.cursor, ['string'] as const);
+      return db.transaction(async (tx) => {
+        const t = await threads.loadForActor(tx, ctx, threadId, 'message.listed');
+        const rows = await repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx);
+        const key = threads.threadKey(t);
+        const result = toPage(rows, page.limit, (r) => toMessageView(key, r), (r) => [r.id]);
+        await audit.record(tx, ctx, { action: 'message.listed', threadId, recordKind: t.recordKind, recordId: t.recordExternalId });
+        return result;
+      });
+    },
+
+    async send(ctx: RequestContext, threadId: string, input: { body: string }, idempotencyKey?: string): Promise<{ message: MessageView; replayed: boolean }> {
+      const orgId = ctx.actor.orgId;
+      const { result, replayed } = await idempotency.run(ctx, {
+        scope: `message.create:${threadId}`,
+        key: idempotencyKey,
+        request: input,
+        create: async (tx) => {
+          const t = await threads.loadForActor(tx, ctx, threadId, 'message.sent');
+          const denied = { action: 'message.sent', threadId, recordKind: t.recordKind, recordId: t.recordExternalId };
+          if (t.state === 'closed') throw new AppError('thread_closed', 'The thread is closed to new messages', denied);
+          if (ctx.actor.role === 'patron' && !t.replyAllowed) {
+            throw new AppError('reply_not_allowed', 'Staff have not allowed replies on this thread', denied);
+          }
+          const now = clock.now();
+          const key = threads.threadKey(t);
+          const row = buildMessageRow(key, t, ctx.actor, input.body, now);
+          await repo.insert(row, tx);
+          await threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx);
+          await audit.record(tx, ctx, { ...denied, messageId: row.id });
+          return { resourceId: row.id, result: toMessageView(key, row) };
+        },
+        replay: async (messageId) => {
+          const t = await threadsRepo.findWithRecord(orgId, threadId);
+          const row = t ? await repo.find(orgId, threadId, messageId) : undefined;
+          if (!t || !row) throw new AppError('not_found', 'No message with that id');
+          return toMessageView(threads.threadKey(t), row);
+        },
+      });
+      return { message: result, replayed };
+    },
+
+    /** Marks the other side's messages read up to `upTo`; each newly read message is audited. */
+    async markRead(ctx: RequestContext, threadId: string, upTo: string): Promise<{ threadId: string; readAt: string | null; messageIds: string[] }> {
+      return db.transaction(async (tx) => {
+        const t = await threads.loadForActor(tx, ctx, threadId, 'message.read');
+        const target = await repo.find(ctx.actor.orgId, threadId, upTo, tx);
+        if (!target) throw new AppError('message_not_in_thread', 'upTo must be a message of this thread');
+        const now = clock.now();
+        const marked = await repo.markRead(ctx.actor.orgId, threadId, otherSide(sideOf(ctx.actor)), upTo, now, tx);
+        marked.sort((a, b) => (a.id < b.id ? -1 : 1));
+        for (const m of marked) {
+          await audit.record(tx, ctx, { action: 'message.read', threadId, messageId: m.id, recordKind: t.recordKind, recordId: t.recordExternalId });
+        }
+        return { threadId, readAt: marked.length > 0 ? now.toISOString() : null, messageIds: marked.map((m) => m.id) };
+      });
+    },
+  };
+}
+
+export type MessagesService = ReturnType<typeof createMessagesService>;

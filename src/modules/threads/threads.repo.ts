@@ -1,0 +1,69 @@
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { DbOrTx } from '../../db/client.js';
+import { messages, records, threads } from '../../db/schema.js';
+import type { Side } from '../../lib/context.js';
+
+export type ThreadRow = typeof threads.$inferSelect;
+export type ThreadWithRecord = ThreadRow & { recordKind: 'customer' | 'volunteer'; recordExternalId: string };
+
+/** Messages written by `side` that nobody on the other side has read yet. */
+const unreadFrom = (side: Side) =>
+  sql<number>`(select count(*)::int from ${messages} where ${messages.threadId} = ${threads.id}
+    and ${messages.readAt} is null and ${messages.authorSide} = ${side})`;
+
+export function createThreadsRepo(db: DbOrTx) {
+  return {
+    async insert(row: ThreadRow, tx: DbOrTx = db) {
+      await tx.insert(threads).values(row);
+    },
+
+    async findWithRecord(orgId: string, threadId: string, tx: DbOrTx = db): Promise<ThreadWithRecord | undefined> {
+      const [row] = await tx
+        .select({ thread: threads, recordKind: records.kind, recordExternalId: records.externalId })
+        .from(threads)
+        .innerJoin(records, eq(records.id, threads.recordId))
+        .where(and(eq(threads.orgId, orgId), eq(threads.id, threadId)));
+      return row ? { ...row.thread, recordKind: row.recordKind, recordExternalId: row.recordExternalId } : undefined;
+    },
+
+    async update(orgId: string, threadId: string, fields: Partial<Pick<ThreadRow, 'replyAllowed' | 'state' | 'updatedAt' | 'lastActivityAt'>>, tx: DbOrTx = db) {
+      await tx
+        .update(threads)
+        .set(fields)
+        .where(and(eq(threads.orgId, orgId), eq(threads.id, threadId)));
+    },
+
+    async unreadCount(threadId: string, fromSide: Side, tx: DbOrTx = db): Promise<number> {
+      const [row] = await tx
+        .select({ n: sql<number>`count(*)::int` })
+        .from(messages)
+        .where(and(eq(messages.threadId, threadId), eq(messages.authorSide, fromSide), sql`${messages.readAt} is null`));
+      return row?.n ?? 0;
+    },
+
+    /** A record's threads, newest activity first, keyset-paged on (last_activity_at, id). */
+    async listForRecord(
+      orgId: string,
+      recordId: string,
+      unreadFromSide: Side,
+      page: { after?: { at: string; id: string }; limit: number },
+      tx: DbOrTx = db,
+    ) {
+      const after = page.after;
+      return tx
+        .select({ thread: threads, unreadCount: unreadFrom(unreadFromSide) })
+        .from(threads)
+        .where(
+          and(
+            eq(threads.orgId, orgId),
+            eq(threads.recordId, recordId),
+            after ? sql`(${threads.lastActivityAt}, ${threads.id}) < (${after.at}::timestamptz, ${after.id}::uuid)` : undefined,
+          ),
+        )
+        .orderBy(desc(threads.lastActivityAt), desc(threads.id))
+        .limit(page.limit + 1);
+    },
+  };
+}
+
+export type ThreadsRepo = ReturnType<typeof createThreadsRepo>;

@@ -1,0 +1,155 @@
+import { Type } from 'typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { requestContext } from '../../plugins/auth.js';
+import { IdempotencyHeaders, NextCursor, PageQuery, problems, RecordExternalId, RecordKind, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import type { RecordKind as Kind } from '../../lib/context.js';
+import { Message } from '../messages/messages.routes.js';
+import type { ThreadsService } from './threads.service.js';
+
+export const RecordRef = Type.Object(
+  { kind: RecordKind, id: RecordExternalId },
+  { $id: 'RecordRef', additionalProperties: false, description: 'A customer or volunteer record, by the platform id' },
+);
+
+export const Thread = Type.Object(
+  {
+    id: Uuid(),
+    record: ref(RecordRef),
+    subject: Type.String(),
+    replyAllowed: Type.Boolean(),
+    state: StringEnum(['open', 'closed'] as const),
+    createdBy: Type.Object({ id: Type.String(), name: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+    lastActivityAt: Type.String({ format: 'date-time' }),
+    unreadCount: Type.Integer({ minimum: 0, description: "Messages from the other side that the caller's side has not read" }),
+  },
+  { $id: 'Thread', additionalProperties: false },
+);
+
+export const ThreadPage = Type.Object(
+  { items: Type.Array(ref(Thread)), nextCursor: NextCursor },
+  { $id: 'ThreadPage', additionalProperties: false },
+);
+
+export const CreateThread = Type.Object(
+  {
+    record: ref(RecordRef),
+    subject: Type.String({ minLength: 1, maxLength: 200 }),
+    body: Type.String({ minLength: 1, maxLength: 20000 }),
+    replyAllowed: Type.Boolean(),
+  },
+  { $id: 'CreateThread', additionalProperties: false },
+);
+
+export const ThreadCreated = Type.Object(
+  { thread: ref(Thread), message: ref(Message) },
+  { $id: 'ThreadCreated', additionalProperties: false },
+);
+
+export const ThreadPatch = Type.Object(
+  { replyAllowed: Type.Optional(Type.Boolean()), state: Type.Optional(StringEnum(['open', 'closed'] as const)) },
+  { $id: 'ThreadPatch', additionalProperties: false, minProperties: 1 },
+);
+
+export const threadSchemas = [RecordRef, Thread, ThreadPage, CreateThread, ThreadCreated, ThreadPatch];
+
+const ThreadParams = Type.Object({ threadId: Uuid() }, { additionalProperties: false });
+const ListQuery = Type.Object(PageQuery, { additionalProperties: false });
+
+export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }> = async (app, { service }) => {
+  app.post(
+    '/v1/threads',
+    {
+      onRequest: app.authorize(['staff', 'admin'], 'thread.created'),
+      schema: {
+        operationId: 'createThread',
+        tags: ['threads'],
+        summary: 'Open a thread on a record, with its first message',
+        description: 'Staff and admins only: patrons and external recipients never start a conversation. Accepts Idempotency-Key.',
+        headers: IdempotencyHeaders,
+        body: ref(CreateThread),
+        response: { 201: ref(ThreadCreated), ...problems(400, 401, 403, 422) },
+      },
+    },
+    async (req, reply) => {
+      const created = await service.create(requestContext(req), req.body, req.headers['idempotency-key']);
+      if (created.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(201).send({ thread: created.thread, message: created.message });
+    },
+  );
+
+  app.get(
+    '/v1/threads/:threadId',
+    {
+      onRequest: app.authorize(['staff', 'admin', 'patron'], 'thread.opened'),
+      schema: {
+        operationId: 'getThread',
+        tags: ['threads'],
+        summary: 'Open a thread',
+        description: 'Audited as thread.opened. A patron reaches only threads on its own record.',
+        params: ThreadParams,
+        response: { 200: ref(Thread), ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (req) => service.open(requestContext(req), req.params.threadId),
+  );
+
+  app.patch(
+    '/v1/threads/:threadId',
+    {
+      onRequest: app.authorize(['staff', 'admin'], 'thread.updated'),
+      schema: {
+        operationId: 'updateThread',
+        tags: ['threads'],
+        summary: 'Allow or stop replies, close or reopen a thread',
+        description: 'Staff and admins only.',
+        params: ThreadParams,
+        body: ref(ThreadPatch),
+        response: { 200: ref(Thread), ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (req) => service.update(requestContext(req), req.params.threadId, req.body),
+  );
+
+  for (const kind of ['customer', 'volunteer'] as const satisfies readonly Kind[]) {
+    const Kind = kind === 'customer' ? 'Customer' : 'Volunteer';
+    app.get(
+      `/v1/${kind}s/:recordId/threads`,
+      {
+        onRequest: app.authorize(['staff', 'admin', 'patron'], 'thread.listed'),
+        schema: {
+          operationId: `list${Kind}Threads`,
+          tags: ['threads'],
+          summary: `The Secure Messages tab of a ${kind}`,
+          description: "Newest activity first, with unread counts for the caller's side. A patron sees only its own record.",
+          params: Type.Object({ recordId: RecordExternalId }, { additionalProperties: false }),
+          querystring: ListQuery,
+          response: { 200: ref(ThreadPage), ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (req) =>
+        service.listForRecord(requestContext(req), kind, req.params.recordId, {
+          cursor: req.query.cursor,
+          limit: req.query.limit ?? DEFAULT_PAGE_SIZE,
+        }),
+    );
+  }
+
+  app.get(
+    '/v1/me/threads',
+    {
+      onRequest: app.authorize(['patron'], 'thread.listed'),
+      schema: {
+        operationId: 'listMyThreads',
+        tags: ['threads'],
+        summary: "A patron's own threads",
+        description: 'Patrons only: the threads on the record named by the token `rec` claim.',
+        querystring: ListQuery,
+        response: { 200: ref(ThreadPage), ...problems(400, 401, 403) },
+      },
+    },
+    async (req) => service.listMine(requestContext(req), { cursor: req.query.cursor, limit: req.query.limit ?? DEFAULT_PAGE_SIZE }),
+  );
+};

@@ -1,0 +1,120 @@
+/**
+ * One error handler for the whole API: every failure leaves as RFC 9457 problem+json with a
+ * stable `code` from src/lib/errors.ts.
+ *
+ * Invariants:
+ * - a 5xx body says nothing internal (no message, stack, SQL or driver text);
+ * - validation messages name the field and the rule, never the submitted value;
+ * - denied attempts and integrity failures are written to the audit trail here, once.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, ERROR_CODES, problemType, type ErrorCode } from '../lib/errors.js';
+import { IntegrityError } from '../lib/crypto/key-ring.js';
+import { requestContext } from './auth.js';
+import type { AuditInput } from '../modules/audit/audit.service.js';
+
+export interface ErrorsPluginOptions {
+  recordAudit(request: FastifyRequest, input: AuditInput): Promise<void>;
+}
+
+interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  instance: string;
+  errors?: { path: string; message: string }[];
+}
+
+export function problemBody(code: ErrorCode, requestId: string, detail?: string): ProblemBody {
+  const { status, title } = ERROR_CODES[code];
+  return { type: problemType(code), title, status, code, ...(detail ? { detail } : {}), instance: requestId };
+}
+
+function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
+  return reply.status(body.status).type('application/problem+json').send(body);
+}
+
+/** Maps Fastify's own errors (validation, body parsing, limits) onto our closed set. */
+function fastifyErrorCode(error: FastifyError): ErrorCode {
+  switch (error.statusCode) {
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'service_unavailable';
+    default:
+      return error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500
+        ? 'validation_failed'
+        : 'internal_error';
+  }
+}
+
+function fastifyErrorDetail(error: FastifyError): string | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'The body is not valid JSON';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'Send application/json';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The body is larger than this route accepts';
+    default:
+      return undefined;
+  }
+}
+
+export default fp(
+  async function errorsPlugin(app, opts: ErrorsPluginOptions) {
+    app.setErrorHandler(async (error: FastifyError | AppError | Error, request, reply) => {
+      if (error instanceof AppError) {
+        if (error.deniedAudit && request.actor) {
+          await opts
+            .recordAudit(request, { ...error.deniedAudit, outcome: 'denied', reason: error.code })
+            .catch((e: unknown) => request.log.error({ err: e }, 'could not audit a denied attempt'));
+        }
+        return sendProblem(reply, problemBody(error.code, request.id, error.detail));
+      }
+      if (error instanceof IntegrityError) {
+        request.log.error({ what: error.what, target: error.target }, 'ciphertext failed authentication');
+        if (request.actor) {
+          await opts
+            .recordAudit(request, { action: 'integrity.failed', outcome: 'error', reason: error.what, ...error.target })
+            .catch((e: unknown) => request.log.error({ err: e }, 'could not audit an integrity failure'));
+        }
+        return sendProblem(reply, problemBody('internal_error', request.id));
+      }
+      const fe = error as FastifyError;
+      if (fe.validation) {
+        const errors = fe.validation.map((v) => ({
+          path: `${fe.validationContext ?? 'body'}${v.instancePath || ''}${
+            v.keyword === 'additionalProperties' ? `/${String((v.params as { additionalProperty?: string }).additionalProperty)}` : ''
+          }`,
+          message: v.message ?? 'is not valid',
+        }));
+        const detail = errors.map((e) => `${e.path} ${e.message}`).join('; ');
+        return sendProblem(reply, { ...problemBody('validation_failed', request.id, detail), errors });
+      }
+      const code = fastifyErrorCode(fe);
+      if (code === 'internal_error') {
+        request.log.error({ err: error }, 'unhandled error');
+        return sendProblem(reply, problemBody(code, request.id));
+      }
+      return sendProblem(reply, problemBody(code, request.id, fastifyErrorDetail(fe)));
+    });
+
+    app.setNotFoundHandler((request, reply) => sendProblem(reply, problemBody('not_found', request.id, 'No such route')));
+  },
+  { name: 'errors' },
+);
+
+export { requestContext };
