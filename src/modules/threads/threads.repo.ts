@@ -6,10 +6,14 @@ import type { Side } from '../../lib/context.js';
 export type ThreadRow = typeof threads.$inferSelect;
 export type ThreadWithRecord = ThreadRow & { recordKind: 'customer' | 'volunteer'; recordExternalId: string };
 
-/** Messages written by `side` that nobody on the other side has read yet. */
+/**
+ * Messages written by `side` that nobody on the other side has read yet. Written with explicit
+ * aliases: inside a select list Drizzle renders columns unqualified, which would bind
+ * `id` to the inner table.
+ */
 const unreadFrom = (side: Side) =>
-  sql<number>`(select count(*)::int from ${messages} where ${messages.threadId} = ${threads.id}
-    and ${messages.readAt} is null and ${messages.authorSide} = ${side})`;
+  sql<number>`(select count(*)::int from messages m where m.thread_id = "threads"."id"
+    and m.read_at is null and m.author_side = ${side})`;
 
 export function createThreadsRepo(db: DbOrTx) {
   return {
