@@ -62,7 +62,8 @@ export default fp(
     const jwt = opts.jwt;
     const verify = {
       algorithms: jwt.kind === 'secret' ? ['HS256'] : jwt.algorithms,
-      requiredClaims: ['exp', 'sub', 'org', 'role'],
+      // A configured iss/aud must also be present: fast-jwt only compares claims that exist.
+      requiredClaims: ['exp', 'sub', 'org', 'role', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
       ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
       ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
     };
