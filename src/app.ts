@@ -4,7 +4,7 @@
  * repos into services into routes. Modules are registered explicitly, in one place.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { TSchema } from 'typebox';
@@ -17,7 +17,7 @@ import { createLogger } from './lib/logger.js';
 import { Problem } from './lib/schemas.js';
 import { createValidatorCompiler } from './lib/validation.js';
 import authPlugin, { requestContext } from './plugins/auth.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { problemBody } from './plugins/errors.js';
 import securityHeaders from './plugins/security-headers.js';
 import swaggerPlugin from './plugins/swagger.js';
 import { createAuditRepo } from './modules/audit/audit.repo.js';
@@ -76,10 +76,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     requestIdHeader: false,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Record ids may be 128 characters; longer path segments still get a problem answer below.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors: (error, request, reply) => {
+      // Router-level refusals (bad URL encoding, over-long segments) as problem+json, without
+      // echoing the path back.
+      request.log.info({ code: error.code }, 'refused by the router');
+      void (reply as FastifyReply)
+        .status(400)
+        .type('application/problem+json')
+        .send(problemBody('validation_failed', request.id, 'A path segment is malformed or too long'));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('database', database);
+  // JSON only: without this, Fastify would parse text/plain bodies into strings.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(createValidatorCompiler(NAMED_SCHEMAS));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -96,7 +96,7 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       filters: AuditFilters,
       page: { cursor?: string; limit: number; order: 'asc' | 'desc' },
     ): Promise<Page<AuditEventView>> {
-      const after = decodeCursor(page.cursor, ['number'] as const);
+      const after = decodeCursor(page.cursor, ['seq'] as const);
       const rows = await repo.list(ctx.actor.orgId, filters, { afterSeq: after?.[0], limit: page.limit, order: page.order });
       return toPage(rows, page.limit, toView, (r) => [r.seq]);
     },

@@ -39,7 +39,7 @@ export function createIdempotencyService(deps: { db: Db; repo: IdempotencyRepo; 
       const replayExisting = async () => {
         const existing = await repo.find(orgId, actorId, call.scope, key);
         if (!existing) return undefined;
-        if (!keyRing.fingerprintMatches(existing.fingerprint, canonical)) throw new AppError('idempotency_key_reused');
+        if (!keyRing.fingerprintMatches(existing.fingerprint, canonical)) throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different body; use a new key');
         return { result: await call.replay(existing.resourceId), replayed: true };
       };
       const earlier = await replayExisting();

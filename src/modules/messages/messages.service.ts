@@ -33,7 +33,7 @@ export function createMessagesService(deps: Deps) {
 
   return {
     async list(ctx: RequestContext, threadId: string, page: { cursor?: string; limit: number }): Promise<Page<MessageView>> {
-      const after = decodeCursor(page.cursor, ['string'] as const);
+      const after = decodeCursor(page.cursor, ['uuid'] as const);
       return db.transaction(async (tx) => {
         const t = await threads.loadForActor(tx, ctx, threadId, 'message.listed');
         const rows = await repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx);

@@ -98,7 +98,7 @@ export function createThreadsService(deps: Deps) {
   }
 
   async function listPage(ctx: RequestContext, recordRow: { id: string; kind: RecordKind; externalId: string }, page: { cursor?: string; limit: number }) {
-    const after = decodeCursor(page.cursor, ['string', 'string'] as const);
+    const after = decodeCursor(page.cursor, ['timestamp', 'uuid'] as const);
     return db.transaction(async (tx) => {
       const rows = await repo.listForRecord(
         ctx.actor.orgId,
