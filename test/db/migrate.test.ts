@@ -1,0 +1,34 @@
+import t from 'tap';
+import { sql } from 'drizzle-orm';
+import { openDatabase } from '../../src/db/client.js';
+import { migrate, readMigrations } from '../../src/db/migrate.js';
+import { rowsOf } from '../../src/db/util.js';
+
+t.test('migrations apply once, in order, and are idempotent', async (t) => {
+  // A private in-memory database even in the PostgreSQL run: this test needs an empty schema.
+  const database = await openDatabase({ pgliteDir: null });
+  t.teardown(() => database.close());
+  const all = readMigrations();
+  t.ok(all.length >= 2, 'the drizzle/ journal lists the migrations');
+  t.same(await migrate(database.db), all.map((m) => m.tag), 'a fresh database gets every migration');
+  t.same(await migrate(database.db), [], 'a second run applies nothing');
+  const tables = rowsOf<{ table_name: string }>(
+    await database.db.execute(sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`),
+  ).map((r) => r.table_name);
+  t.same(tables, ['audit_chain_heads', 'audit_events', 'idempotency_keys', 'messages', 'records', 'schema_migrations', 'threads']);
+});
+
+t.test('a migration edited after it was applied stops the start', async (t) => {
+  const database = await openDatabase({ pgliteDir: null });
+  t.teardown(() => database.close());
+  await migrate(database.db);
+  const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, hash: 'f'.repeat(64) } : m));
+  await t.rejects(migrate(database.db, edited), /was changed after it was applied/);
+});
+
+t.test('concurrent starts against one PostgreSQL migrate exactly once', { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL' }, async (t) => {
+  const instances = await Promise.all([1, 2, 3].map(() => openDatabase({ databaseUrl: process.env.DATABASE_URL, pgliteDir: null, poolSize: 2 })));
+  t.teardown(() => Promise.all(instances.map((d) => d.close())));
+  const applied = await Promise.all(instances.map((d) => migrate(d.db)));
+  t.same(applied, [[], [], []], 'the shared test database is already current, and no run fails');
+});
