@@ -3,31 +3,8 @@
  * ordering work; reading the trail writes nothing to it.
  */
 import t, { type Test } from 'tap';
-import type { LightMyRequestResponse } from 'fastify';
 import { build, type Harness } from '../../fixtures/build.js';
-
-type Tap = Test;
-
-/** Asserts a full problem+json answer with the given status and code. */
-function assertProblem(t: Tap, res: LightMyRequestResponse, status: number, code: string, label = '') {
-  const p = label ? `${label}: ` : '';
-  t.equal(res.statusCode, status, `${p}status ${status}`);
-  t.match(String(res.headers['content-type'] ?? ''), /^application\/problem\+json/, `${p}problem+json content type`);
-  let body: Record<string, unknown> = {};
-  try {
-    body = res.json() as Record<string, unknown>;
-  } catch {
-    t.fail(`${p}body is JSON`);
-  }
-  t.equal(body.code, code, `${p}code ${code}`);
-  t.type(body.type, 'string', `${p}has type`);
-  t.type(body.title, 'string', `${p}has title`);
-  t.equal(body.status, status, `${p}body status matches`);
-  t.type(body.detail, 'string', `${p}has detail`);
-  return body;
-}
-
-const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+import { assertProblem, cursorOf } from '../../fixtures/problems.js';
 
 interface AuditEvent {
   seq: number;

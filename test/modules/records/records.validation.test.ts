@@ -3,29 +3,8 @@
  * nothing is written. Bodies are validated strictly (no coercion, no unknown fields).
  */
 import t, { type Test } from 'tap';
-import type { LightMyRequestResponse } from 'fastify';
 import { build, type Harness } from '../../fixtures/build.js';
-
-type Tap = Test;
-
-/** Asserts a full problem+json answer with the given status and code. */
-function assertProblem(t: Tap, res: LightMyRequestResponse, status: number, code: string, label = '') {
-  const p = label ? `${label}: ` : '';
-  t.equal(res.statusCode, status, `${p}status ${status}`);
-  t.match(String(res.headers['content-type'] ?? ''), /^application\/problem\+json/, `${p}problem+json content type`);
-  let body: Record<string, unknown> = {};
-  try {
-    body = res.json() as Record<string, unknown>;
-  } catch {
-    t.fail(`${p}body is JSON`);
-  }
-  t.equal(body.code, code, `${p}code ${code}`);
-  t.type(body.type, 'string', `${p}has type`);
-  t.type(body.title, 'string', `${p}has title`);
-  t.equal(body.status, status, `${p}body status matches`);
-  t.type(body.detail, 'string', `${p}has detail`);
-  return body;
-}
+import { assertProblem } from '../../fixtures/problems.js';
 
 t.test('records PUT validation', async (t) => {
   const h: Harness = await build(t);
@@ -40,7 +19,7 @@ t.test('records PUT validation', async (t) => {
 
   const get = (id: string, kind = 'customers') => call('GET', `/v1/${kind}/${id}`, staff);
   /** The record must not exist after a refused create. */
-  async function assertAbsent(t: Tap, id: string, kind = 'customers') {
+  async function assertAbsent(t: Test, id: string, kind = 'customers') {
     const res = await get(id, kind);
     t.equal(res.statusCode, 404, `${kind}/${id} was not created`);
   }
@@ -48,7 +27,7 @@ t.test('records PUT validation', async (t) => {
   const valid = { displayName: 'Jane Doe', email: 'jane@example.org', dateOfBirth: '1980-01-02', phone: '+1 (555) 010-2030' };
 
   // A refused body: status, code, and the record still does not exist.
-  async function refusedCreate(t: Tap, label: string, id: string, body: unknown, status = 400, code = 'validation_failed') {
+  async function refusedCreate(t: Test, label: string, id: string, body: unknown, status = 400, code = 'validation_failed') {
     const res = await call('PUT', `/v1/customers/${id}`, integration, body);
     const problem = assertProblem(t, res, status, code, label);
     await assertAbsent(t, id);
