@@ -35,6 +35,17 @@ import { createRecordsService } from './modules/records/records.service.js';
 import { createThreadsRepo } from './modules/threads/threads.repo.js';
 import { threadRoutes, threadSchemas } from './modules/threads/threads.routes.js';
 import { createThreadsService } from './modules/threads/threads.service.js';
+import { createAttachmentsRepo } from './modules/attachments/attachments.repo.js';
+import { createAttachmentsService } from './modules/attachments/attachments.service.js';
+import { createPostgresBlobStore } from './modules/documents/blob-store.js';
+import { createDocumentCodec } from './modules/documents/document-codec.js';
+import { createDocumentsRepo } from './modules/documents/documents.repo.js';
+import { documentRoutes, documentSchemas } from './modules/documents/documents.routes.js';
+import { createDocumentsService } from './modules/documents/documents.service.js';
+import { createStorageRepo } from './modules/storage/storage.repo.js';
+import { storageRoutes, storageSchemas } from './modules/storage/storage.routes.js';
+import { createStorageService } from './modules/storage/storage.service.js';
+import uploadsPlugin from './plugins/uploads.js';
 
 export interface BuildOptions {
   /** A pino logger to use instead of one built from config (tests capture logs this way). */
@@ -51,7 +62,15 @@ declare module 'fastify' {
 }
 
 /** Every named schema, registered once: they become OpenAPI components and validator refs. */
-const NAMED_SCHEMAS: TSchema[] = [Problem, ...recordSchemas, ...messageSchemas, ...threadSchemas, ...auditSchemas];
+const NAMED_SCHEMAS: TSchema[] = [
+  Problem,
+  ...recordSchemas,
+  ...documentSchemas,
+  ...messageSchemas,
+  ...threadSchemas,
+  ...auditSchemas,
+  ...storageSchemas,
+];
 
 const BODY_LIMIT = 256 * 1024;
 
@@ -107,17 +126,26 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const threadsRepo = createThreadsRepo(db);
   const messagesRepo = createMessagesRepo(db);
   const idempotencyRepo = createIdempotencyRepo(db);
+  const documentsRepo = createDocumentsRepo(db);
+  const attachmentsRepo = createAttachmentsRepo(db);
+  const storageRepo = createStorageRepo(db);
+  const blobs = createPostgresBlobStore(db);
 
   const audit = createAuditService({ db, repo: auditRepo, clock });
   const idempotency = createIdempotencyService({ db, repo: idempotencyRepo, keyRing, clock });
   const records = createRecordsService({ db, repo: recordsRepo, keyRing, audit, clock });
-  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, keyRing, audit, clock });
-  const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, audit, clock });
+  const storage = createStorageService({ db, repo: storageRepo, audit, defaults: config });
+  const codec = createDocumentCodec(keyRing);
+  const documents = createDocumentsService({ db, repo: documentsRepo, recordsRepo, records, storage, blobs, codec, keyRing, audit, clock });
+  const attachments = createAttachmentsService({ repo: attachmentsRepo, documentsRepo, codec, audit });
+  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, keyRing, audit, clock });
+  const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, audit, clock });
 
   await app.register(errorsPlugin, { recordAudit: (request, input) => audit.recordStandalone(requestContext(request), input) });
   await app.register(securityHeaders);
   await app.register(swaggerPlugin, { schemas: NAMED_SCHEMAS });
   await app.register(authPlugin, { jwt: config.jwt });
+  await app.register(uploadsPlugin);
 
   await app.register(healthRoutes, { ping: database.ping });
   await app.register(customerRecordRoutes, { service: records });
@@ -125,6 +153,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(threadRoutes, { service: threads });
   await app.register(messageRoutes, { service: messages });
   await app.register(auditRoutes, { service: audit });
+  await app.register(documentRoutes, { service: documents });
+  await app.register(storageRoutes, { service: storage });
 
   await app.ready();
   return app;

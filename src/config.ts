@@ -42,6 +42,10 @@ export interface Config {
   blobStore: 'postgres' | { kind: 's3'; bucket: string };
   logLevel: string;
   trustProxy: boolean;
+  /** Default per-org storage allocation (admins may set their org's own). */
+  storageAllocationBytes: number;
+  /** Default per-org retention period for documents, in years. */
+  retentionYears: number;
   /** Names of secrets that were generated for development (for the start-up warning). */
   devSecrets: string[];
 }
@@ -75,6 +79,13 @@ function parseUrl(env: Env, name: string, protocols: string[]): string | undefin
     throw new ConfigError(name, `must use one of ${protocols.join(', ')}`);
   }
   return raw;
+}
+
+function parsePositiveInt(env: Env, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new ConfigError(name, `must be a whole number from 1 to ${max}`);
+  return Number(raw);
 }
 
 function parseBool(env: Env, name: string): boolean {
@@ -210,6 +221,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     blobStore: parseBlobStore(env),
     logLevel,
     trustProxy: parseBool(env, 'TRUST_PROXY'),
+    storageAllocationBytes: parsePositiveInt(env, 'STORAGE_ALLOCATION_BYTES', 10 * 1024 ** 3),
+    retentionYears: parsePositiveInt(env, 'RETENTION_YEARS', 7, 100),
     devSecrets,
     ...options.overrides,
   };

@@ -168,3 +168,89 @@ export const idempotencyKeys = pgTable(
   },
   (t) => [primaryKey({ columns: [t.orgId, t.actorId, t.scope, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
 );
+
+/**
+ * Document Storage. A document belongs to the org library (record_id null) or to one record's
+ * repository. Record-repository names are PHI and sealed (`name_sealed`); library names stay
+ * plain (`name_plain`) so they can be searched in SQL. Content lives in a BlobStore
+ * (document_chunks by default), sealed in 64 KiB chunks under the document's own data key.
+ */
+export const documents = pgTable(
+  'documents',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    ownerKind: text('owner_kind', { enum: ['library', 'record'] }).notNull(),
+    recordId: uuid('record_id').references(() => records.id),
+    ...envelopeColumns(),
+    /** Per-document nonce prefix; chunk nonce = prefix (8 bytes) || chunk index (4 bytes, BE). */
+    noncePrefix: bytea('nonce_prefix').notNull(),
+    namePlain: text('name_plain'),
+    nameSealed: bytea('name_sealed'),
+    mediaType: text('media_type').notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    storedBytes: bigint('stored_bytes', { mode: 'number' }).notNull(),
+    chunkCount: integer('chunk_count').notNull(),
+    /** SHA-256 (hex) of the plaintext, for clients to verify a download. */
+    checksum: text('checksum').notNull(),
+    private: boolean('private').notNull(),
+    source: text('source', { enum: ['upload', 'message_reply', 'external_reply'] }).notNull(),
+    createdByKind: text('created_by_kind').notNull(),
+    createdById: text('created_by_id').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+    retentionUntil: timestamptz('retention_until').notNull(),
+    /** Set by crypto-shredding: content and wrapped key are gone, metadata stays. */
+    deletedAt: timestamptz('deleted_at'),
+  },
+  (t) => [
+    index('documents_org_record_idx').on(t.orgId, t.recordId, t.id),
+    index('documents_org_library_idx')
+      .on(t.orgId, t.id)
+      .where(sql`${t.ownerKind} = 'library'`),
+  ],
+);
+
+export const documentChunks = pgTable(
+  'document_chunks',
+  {
+    documentId: uuid('document_id')
+      .notNull()
+      .references(() => documents.id),
+    idx: integer('idx').notNull(),
+    orgId: text('org_id').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.documentId, t.idx] })],
+);
+
+/** A message references documents; it never copies them. */
+export const messageAttachments = pgTable(
+  'message_attachments',
+  {
+    messageId: uuid('message_id')
+      .notNull()
+      .references(() => messages.id),
+    documentId: uuid('document_id')
+      .notNull()
+      .references(() => documents.id),
+    orgId: text('org_id').notNull(),
+    threadId: uuid('thread_id')
+      .notNull()
+      .references(() => threads.id),
+    position: integer('position').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.messageId, t.documentId] }), index('message_attachments_document_idx').on(t.documentId, t.threadId)],
+);
+
+/**
+ * Per-organization settings and storage accounting. Null settings mean "the service default"
+ * (STORAGE_ALLOCATION_BYTES, RETENTION_YEARS). `used_bytes` changes only in the transaction
+ * that stores or shreds a document, under this row's lock.
+ */
+export const orgSettings = pgTable('org_settings', {
+  orgId: text('org_id').primaryKey(),
+  storageAllocationBytes: bigint('storage_allocation_bytes', { mode: 'number' }),
+  retentionYears: integer('retention_years'),
+  usedBytes: bigint('used_bytes', { mode: 'number' }).notNull(),
+  documentCount: integer('document_count').notNull(),
+});

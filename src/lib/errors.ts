@@ -13,10 +13,17 @@ export const ERROR_CODES = {
   thread_closed: { status: 403, title: 'The thread is closed' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  document_deleted: { status: 410, title: 'The document was deleted after its retention period' },
+  retention_period_active: { status: 409, title: 'The retention period has not ended' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
+  storage_quota_exceeded: { status: 413, title: "The organization's storage allocation would be exceeded" },
   unsupported_media_type: { status: 415, title: 'The content type is not supported' },
   record_not_found: { status: 422, title: 'The record does not exist' },
   message_not_in_thread: { status: 422, title: 'The message is not in this thread' },
+  attachment_not_found: { status: 422, title: 'An attachment does not exist' },
+  attachment_private: { status: 422, title: 'A private library document cannot be attached' },
+  attachment_wrong_record: { status: 422, title: "Only library documents and documents of the thread's own record can be attached" },
+  attachment_not_allowed: { status: 422, title: 'Patrons may attach only documents they uploaded' },
   idempotency_key_reused: { status: 422, title: 'The Idempotency-Key was used for a different request' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal server error' },
@@ -28,6 +35,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** What a denied attempt should record in the audit trail (no PHI: ids and the action only). */
 export interface DeniedAudit {
   action: string;
+  documentId?: string;
   recordKind?: 'customer' | 'volunteer';
   recordId?: string;
   threadId?: string;

@@ -28,8 +28,11 @@ interface ProblemBody {
   errors?: { path: string; message: string }[];
 }
 
+const INTERNAL_DETAIL = 'An unexpected error occurred. Quote the instance id when you contact support.';
+
 export function problemBody(code: ErrorCode, requestId: string, detail?: string): ProblemBody {
   const { status, title } = ERROR_CODES[code];
+  if (code === 'internal_error') detail = INTERNAL_DETAIL;
   return { type: problemType(code), title, status, code, ...(detail ? { detail } : {}), instance: requestId };
 }
 

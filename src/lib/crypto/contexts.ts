@@ -10,3 +10,6 @@ export const threadKeyContext = (orgId: string, threadId: string) => `thread:${o
 export const threadSubjectAad = (orgId: string, threadId: string) => `thread:${orgId}:${threadId}:subject`;
 export const messageFieldAad = (orgId: string, threadId: string, messageId: string, field: 'body' | 'author_name') =>
   `message:${orgId}:${threadId}:${messageId}:${field}`;
+
+export const documentKeyContext = (orgId: string, documentId: string) => `document:${orgId}:${documentId}`;
+export const documentNameAad = (orgId: string, documentId: string) => `document:${orgId}:${documentId}:name`;

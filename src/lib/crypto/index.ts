@@ -1,2 +1,3 @@
 export * from './key-ring.js';
 export * from './contexts.js';
+export * from './chunked-cipher.js';

@@ -112,6 +112,25 @@ export class DataKey {
   openOptional(sealed: Buffer | null, aad: string): string | null {
     return sealed === null ? null : this.openText(sealed, aad);
   }
+
+  /** Seals one file chunk with a caller-derived nonce (see chunked-cipher.ts); returns ct || tag. */
+  sealChunk(plaintext: Buffer, nonce: Buffer, aad: Buffer): Buffer {
+    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
+    cipher.setAAD(aad);
+    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  }
+
+  openChunk(sealed: Buffer, nonce: Buffer, aad: Buffer): Buffer {
+    if (sealed.length < TAG_BYTES) throw new IntegrityError('chunk');
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce);
+      decipher.setAAD(aad);
+      decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+      return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+    } catch {
+      throw new IntegrityError('chunk');
+    }
+  }
 }
 
 export class KeyRing {

@@ -7,6 +7,7 @@ import { sideOf } from '../../lib/context.js';
 import { messageFieldAad, withIntegrityTarget, type DataKey } from '../../lib/crypto/index.js';
 import { newId } from '../../lib/ids.js';
 import type { MessageRow } from './messages.repo.js';
+import type { AttachmentView } from '../documents/document-codec.js';
 
 export interface MessageView {
   id: string;
@@ -15,6 +16,7 @@ export interface MessageView {
   body: string;
   sentAt: string;
   readAt: string | null;
+  attachments: AttachmentView[];
 }
 
 export function buildMessageRow(threadKey: DataKey, thread: { orgId: string; id: string }, actor: Actor, body: string, sentAt: Date): MessageRow {
@@ -34,7 +36,7 @@ export function buildMessageRow(threadKey: DataKey, thread: { orgId: string; id:
   };
 }
 
-export function toMessageView(threadKey: DataKey, row: MessageRow): MessageView {
+export function toMessageView(threadKey: DataKey, row: MessageRow, attachments: AttachmentView[] = []): MessageView {
   return withIntegrityTarget({ threadId: row.threadId, messageId: row.id }, () => {
     const aad = (field: 'body' | 'author_name') => messageFieldAad(row.orgId, row.threadId, row.id, field);
     return {
@@ -44,6 +46,7 @@ export function toMessageView(threadKey: DataKey, row: MessageRow): MessageView 
       body: threadKey.openText(row.body, aad('body')),
       sentAt: row.sentAt.toISOString(),
       readAt: row.readAt ? row.readAt.toISOString() : null,
+      attachments,
     };
   });
 }

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { IdempotencyHeaders, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { Attachment, AttachmentRefs } from '../documents/documents.routes.js';
 import type { MessagesService } from './messages.service.js';
 
 export const Message = Type.Object(
@@ -22,6 +23,7 @@ export const Message = Type.Object(
     readAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
       description: 'When the other side first read it; null until then. Set once, never moved.',
     }),
+    attachments: Type.Array(ref(Attachment)),
   },
   { $id: 'Message', additionalProperties: false },
 );
@@ -32,7 +34,7 @@ export const MessagePage = Type.Object(
 );
 
 export const SendMessage = Type.Object(
-  { body: Type.String({ minLength: 1, maxLength: 20000 }) },
+  { body: Type.String({ minLength: 1, maxLength: 20000 }), attachments: Type.Optional(ref(AttachmentRefs)) },
   { $id: 'SendMessage', additionalProperties: false },
 );
 
@@ -83,7 +85,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService
         operationId: 'sendMessage',
         tags: ['messages'],
         summary: 'Send a message or reply',
-        description: 'A patron gets 403 when reply is not allowed or the thread is closed. Accepts Idempotency-Key.',
+        description:
+          'A patron gets 403 when reply is not allowed or the thread is closed. Accepts Idempotency-Key. Attachments reference ' +
+          'existing documents (a patron: documents it uploaded to its own record); refusals are 422 attachment_*.',
         params: ThreadParams,
         headers: IdempotencyHeaders,
         body: ref(SendMessage),

@@ -11,9 +11,10 @@ import type { Clock } from '../../lib/clock.js';
 import { otherSide, sideOf, type RequestContext } from '../../lib/context.js';
 import { AppError } from '../../lib/errors.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AttachmentsService } from '../attachments/attachments.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { IdempotencyService } from '../idempotency/idempotency.service.js';
-import type { ThreadsRepo } from '../threads/threads.repo.js';
+import type { ThreadsRepo, ThreadWithRecord } from '../threads/threads.repo.js';
 import type { ThreadsService } from '../threads/threads.service.js';
 import { buildMessageRow, toMessageView, type MessageView } from './message-codec.js';
 import type { MessagesRepo } from './messages.repo.js';
@@ -24,12 +25,22 @@ interface Deps {
   threadsRepo: ThreadsRepo;
   threads: ThreadsService;
   idempotency: IdempotencyService;
+  attachments: AttachmentsService;
   audit: AuditService;
   clock: Clock;
 }
 
+/** Where a new message's attachments must come from: the thread's org and record. */
+export const attachTarget = (t: ThreadWithRecord) => ({
+  orgId: t.orgId,
+  threadId: t.id,
+  recordId: t.recordId,
+  recordKind: t.recordKind,
+  recordExternalId: t.recordExternalId,
+});
+
 export function createMessagesService(deps: Deps) {
-  const { db, repo, threadsRepo, threads, idempotency, audit, clock } = deps;
+  const { db, repo, threadsRepo, threads, idempotency, attachments, audit, clock } = deps;
 
   return {
     async list(ctx: RequestContext, threadId: string, page: { cursor?: string; limit: number }): Promise<Page<MessageView>> {
@@ -38,13 +49,14 @@ export function createMessagesService(deps: Deps) {
         const t = await threads.loadForActor(tx, ctx, threadId, 'message.listed');
         const rows = await repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx);
         const key = threads.threadKey(t);
-        const result = toPage(rows, page.limit, (r) => toMessageView(key, r), (r) => [r.id]);
+        const files = await attachments.forMessages(tx, ctx.actor.orgId, rows.slice(0, page.limit).map((r) => r.id));
+        const result = toPage(rows, page.limit, (r) => toMessageView(key, r, files.get(r.id)), (r) => [r.id]);
         await audit.record(tx, ctx, { action: 'message.listed', threadId, recordKind: t.recordKind, recordId: t.recordExternalId });
         return result;
       });
     },
 
-    async send(ctx: RequestContext, threadId: string, input: { body: string }, idempotencyKey?: string): Promise<{ message: MessageView; replayed: boolean }> {
+    async send(ctx: RequestContext, threadId: string, input: { body: string; attachments?: { documentId: string }[] }, idempotencyKey?: string): Promise<{ message: MessageView; replayed: boolean }> {
       const orgId = ctx.actor.orgId;
       const { result, replayed } = await idempotency.run(ctx, {
         scope: `message.create:${threadId}`,
@@ -63,13 +75,15 @@ export function createMessagesService(deps: Deps) {
           await repo.insert(row, tx);
           await threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx);
           await audit.record(tx, ctx, { ...denied, messageId: row.id });
-          return { resourceId: row.id, result: toMessageView(key, row) };
+          const files = await attachments.attach(tx, ctx, { ...attachTarget(t), messageId: row.id }, input.attachments);
+          return { resourceId: row.id, result: toMessageView(key, row, files) };
         },
         replay: async (messageId) => {
           const t = await threadsRepo.findWithRecord(orgId, threadId);
           const row = t ? await repo.find(orgId, threadId, messageId) : undefined;
           if (!t || !row) throw new AppError('not_found', 'No message with that id');
-          return toMessageView(threads.threadKey(t), row);
+          const files = await attachments.forMessages(db, orgId, [row.id]);
+          return toMessageView(threads.threadKey(t), row, files.get(row.id));
         },
       });
       return { message: result, replayed };

@@ -5,6 +5,7 @@ import { IdempotencyHeaders, NextCursor, PageQuery, problems, RecordExternalId, 
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
 import type { RecordKind as Kind } from '../../lib/context.js';
 import { Message } from '../messages/messages.routes.js';
+import { AttachmentRefs } from '../documents/documents.routes.js';
 import type { ThreadsService } from './threads.service.js';
 
 export const RecordRef = Type.Object(
@@ -39,6 +40,7 @@ export const CreateThread = Type.Object(
     subject: Type.String({ minLength: 1, maxLength: 200 }),
     body: Type.String({ minLength: 1, maxLength: 20000 }),
     replyAllowed: Type.Boolean(),
+    attachments: Type.Optional(ref(AttachmentRefs)),
   },
   { $id: 'CreateThread', additionalProperties: false },
 );

@@ -13,6 +13,7 @@ import { threadKeyContext, threadSubjectAad, withIntegrityTarget, type DataKey, 
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AttachmentsService } from '../attachments/attachments.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { IdempotencyService } from '../idempotency/idempotency.service.js';
 import { buildMessageRow, toMessageView, type MessageView } from '../messages/message-codec.js';
@@ -39,6 +40,7 @@ export interface CreateThreadInput {
   subject: string;
   body: string;
   replyAllowed: boolean;
+  attachments?: { documentId: string }[];
 }
 
 export interface ThreadPatch {
@@ -53,13 +55,14 @@ interface Deps {
   recordsRepo: RecordsRepo;
   records: RecordsService;
   idempotency: IdempotencyService;
+  attachments: AttachmentsService;
   keyRing: KeyRing;
   audit: AuditService;
   clock: Clock;
 }
 
 export function createThreadsService(deps: Deps) {
-  const { db, repo, messagesRepo, recordsRepo, records, idempotency, keyRing, audit, clock } = deps;
+  const { db, repo, messagesRepo, recordsRepo, records, idempotency, attachments, keyRing, audit, clock } = deps;
 
   const threadKey = (t: Pick<ThreadRow, 'orgId' | 'id' | 'salt' | 'wrappedKey' | 'keyVersion'>): DataKey =>
     withIntegrityTarget({ threadId: t.id }, () => keyRing.openEnvelope(t, threadKeyContext(t.orgId, t.id)));
@@ -155,9 +158,15 @@ export function createThreadsService(deps: Deps) {
           const ids = { threadId: id, recordKind: record.kind, recordId: record.externalId };
           await audit.record(tx, ctx, { action: 'thread.created', ...ids });
           await audit.record(tx, ctx, { action: 'message.sent', ...ids, messageId: message.id });
+          const files = await attachments.attach(
+            tx,
+            ctx,
+            { orgId, threadId: id, recordId: record.id, recordKind: record.kind, recordExternalId: record.externalId, messageId: message.id },
+            input.attachments,
+          );
           return {
             resourceId: id,
-            result: { thread: toView(thread, input.record, dataKey, 0), message: toMessageView(dataKey, message) },
+            result: { thread: toView(thread, input.record, dataKey, 0), message: toMessageView(dataKey, message, files) },
           };
         },
         replay: async (threadId) => {
@@ -165,7 +174,11 @@ export function createThreadsService(deps: Deps) {
           const [first] = t ? await messagesRepo.list(orgId, threadId, { limit: 1 }) : [];
           if (!t || !first) throw new AppError('not_found', 'No thread with that id');
           const key = threadKey(t);
-          return { thread: toView(t, recordOf(t), key, await repo.unreadCount(t.id, 'recipient')), message: toMessageView(key, first) };
+          const files = await attachments.forMessages(db, orgId, [first.id]);
+          return {
+            thread: toView(t, recordOf(t), key, await repo.unreadCount(t.id, 'recipient')),
+            message: toMessageView(key, first, files.get(first.id)),
+          };
         },
       });
       return { ...result, replayed };

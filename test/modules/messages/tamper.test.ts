@@ -24,7 +24,8 @@ async function story(h: Harness, customerId = 'c-1') {
 function assertGeneric500(t: Test, res: { statusCode: number; headers: Record<string, unknown>; json(): Record<string, unknown>; body: string }, leaked: string[]) {
   t.equal(res.statusCode, 500);
   t.match(res.headers['content-type'], /application\/problem\+json/);
-  t.same(Object.keys(res.json()).sort(), ['code', 'instance', 'status', 'title', 'type']);
+  t.same(Object.keys(res.json()).sort(), ['code', 'detail', 'instance', 'status', 'title', 'type']);
+  t.equal(res.json().detail, 'An unexpected error occurred. Quote the instance id when you contact support.');
   t.equal(res.json().code, 'internal_error');
   for (const text of leaked) t.notOk(res.body.includes(text), `the 500 body does not contain "${text}"`);
   t.notOk(/integrity|decrypt|cipher|stack/i.test(res.body), 'the 500 says nothing internal');

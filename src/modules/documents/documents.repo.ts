@@ -1,0 +1,111 @@
+import { and, desc, eq, ilike, inArray, isNull, lt, sql } from 'drizzle-orm';
+import type { DbOrTx } from '../../db/client.js';
+import { documents, messageAttachments, records, threads } from '../../db/schema.js';
+import type { DocumentWithRecord } from './document-codec.js';
+
+export type DocumentRow = typeof documents.$inferSelect;
+
+const withRecord = { doc: documents, recordKind: records.kind, recordExternalId: records.externalId };
+const flatten = (r: { doc: DocumentRow; recordKind: 'customer' | 'volunteer' | null; recordExternalId: string | null }): DocumentWithRecord => ({
+  ...r.doc,
+  recordKind: r.recordKind,
+  recordExternalId: r.recordExternalId,
+});
+
+/** Escapes LIKE wildcards so `q` is matched literally. */
+const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+export function createDocumentsRepo(db: DbOrTx) {
+  return {
+    async insert(row: DocumentRow, tx: DbOrTx = db) {
+      await tx.insert(documents).values(row);
+    },
+
+    async update(orgId: string, id: string, fields: Partial<DocumentRow>, tx: DbOrTx = db) {
+      await tx
+        .update(documents)
+        .set(fields)
+        .where(and(eq(documents.orgId, orgId), eq(documents.id, id)));
+    },
+
+    async find(orgId: string, id: string, tx: DbOrTx = db, forUpdate = false): Promise<DocumentWithRecord | undefined> {
+      const query = tx
+        .select(withRecord)
+        .from(documents)
+        .leftJoin(records, eq(records.id, documents.recordId))
+        .where(and(eq(documents.orgId, orgId), eq(documents.id, id)));
+      const [row] = forUpdate ? await query.for('update', { of: documents }) : await query;
+      return row ? flatten(row) : undefined;
+    },
+
+    async findMany(orgId: string, ids: string[], tx: DbOrTx = db) {
+      if (ids.length === 0) return [];
+      return tx
+        .select()
+        .from(documents)
+        .where(and(eq(documents.orgId, orgId), inArray(documents.id, ids)));
+    },
+
+    /** The org library, newest first; `q` matches names case-insensitively. */
+    async listLibrary(orgId: string, page: { q?: string; beforeId?: string; limit: number }, tx: DbOrTx = db): Promise<DocumentWithRecord[]> {
+      const rows = await tx
+        .select(withRecord)
+        .from(documents)
+        .leftJoin(records, eq(records.id, documents.recordId))
+        .where(
+          and(
+            eq(documents.orgId, orgId),
+            eq(documents.ownerKind, 'library'),
+            isNull(documents.deletedAt),
+            page.q ? ilike(documents.namePlain, likePattern(page.q)) : undefined,
+            page.beforeId ? lt(documents.id, page.beforeId) : undefined,
+          ),
+        )
+        .orderBy(desc(documents.id))
+        .limit(page.limit + 1);
+      return rows.map(flatten);
+    },
+
+    /** A record's repository, newest first (names are sealed, so `q` is applied by the service). */
+    async listRecord(orgId: string, recordId: string, page: { beforeId?: string; limit: number }, tx: DbOrTx = db): Promise<DocumentWithRecord[]> {
+      const rows = await tx
+        .select(withRecord)
+        .from(documents)
+        .leftJoin(records, eq(records.id, documents.recordId))
+        .where(
+          and(
+            eq(documents.orgId, orgId),
+            eq(documents.recordId, recordId),
+            isNull(documents.deletedAt),
+            page.beforeId ? lt(documents.id, page.beforeId) : undefined,
+          ),
+        )
+        .orderBy(desc(documents.id))
+        .limit(page.limit);
+      return rows.map(flatten);
+    },
+
+    /** Whether the document is attached to a message in a thread on `recordId`. */
+    async isAttachedOnRecord(orgId: string, documentId: string, recordId: string, tx: DbOrTx = db): Promise<boolean> {
+      const [row] = await tx
+        .select({ one: sql<number>`1` })
+        .from(messageAttachments)
+        .innerJoin(threads, eq(threads.id, messageAttachments.threadId))
+        .where(and(eq(messageAttachments.orgId, orgId), eq(messageAttachments.documentId, documentId), eq(threads.recordId, recordId)))
+        .limit(1);
+      return row !== undefined;
+    },
+
+    /** Whether the document is attached in this thread (external recipients, issue 4). */
+    async isAttachedInThread(orgId: string, documentId: string, threadId: string, tx: DbOrTx = db): Promise<boolean> {
+      const [row] = await tx
+        .select({ one: sql<number>`1` })
+        .from(messageAttachments)
+        .where(and(eq(messageAttachments.orgId, orgId), eq(messageAttachments.documentId, documentId), eq(messageAttachments.threadId, threadId)))
+        .limit(1);
+      return row !== undefined;
+    },
+  };
+}
+
+export type DocumentsRepo = ReturnType<typeof createDocumentsRepo>;

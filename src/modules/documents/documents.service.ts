@@ -1,0 +1,286 @@
+/**
+ * Document Storage: uploads from the computer, the org library and record repositories, and
+ * streamed downloads.
+ *
+ * Invariants:
+ * - an upload is one transaction: the document row, every sealed chunk, the storage usage and
+ *   the audit event commit together; any refusal (size, type, quota, a dropped connection)
+ *   rolls all of it back, so nothing is half-stored;
+ * - the type is judged from the bytes (ContentInspector), never from the name or the
+ *   declared media type; the name is display text only;
+ * - content is sealed chunk by chunk as it arrives and opened chunk by chunk as it leaves;
+ *   no file is ever whole in memory;
+ * - staff and admins reach every document of their org; a patron reaches only documents it
+ *   uploaded to its own record or that are attached in threads on its record; anything else
+ *   is 404.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Db, DbOrTx } from '../../db/client.js';
+import type { Clock } from '../../lib/clock.js';
+import { isStaffSide, type RecordKind, type RequestContext } from '../../lib/context.js';
+import { ContentInspector, MAX_FILE_BYTES } from '../../lib/content-policy/content-inspector.js';
+import {
+  documentKeyContext,
+  documentNameAad,
+  IntegrityError,
+  newNoncePrefix,
+  openChunks,
+  sealChunks,
+  type KeyRing,
+} from '../../lib/crypto/index.js';
+import { AppError } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import { decodeCursor, encodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import type { AuditService } from '../audit/audit.service.js';
+import type { RecordsRepo } from '../records/records.repo.js';
+import type { RecordsService } from '../records/records.service.js';
+import type { StorageService } from '../storage/storage.service.js';
+import type { BlobStore } from './blob-store.js';
+import type { DocumentCodec, DocumentView, DocumentWithRecord } from './document-codec.js';
+import type { DocumentRow, DocumentsRepo } from './documents.repo.js';
+
+export type DocumentOwner = { kind: 'library'; private: boolean } | { kind: 'record'; recordKind: RecordKind; recordId: string };
+
+export interface UploadInput {
+  filename: string;
+  stream: Readable;
+  /** True when the multipart layer cut the file at its size limit. */
+  truncated(): boolean;
+}
+
+export interface DownloadResult {
+  document: DocumentView;
+  body: Readable;
+}
+
+/** How many record-repository rows one search request may decrypt before it returns a page. */
+const SEARCH_SCAN_LIMIT = 2000;
+const SEARCH_BATCH = 100;
+
+interface Deps {
+  db: Db;
+  repo: DocumentsRepo;
+  recordsRepo: RecordsRepo;
+  records: RecordsService;
+  storage: StorageService;
+  blobs: BlobStore;
+  codec: DocumentCodec;
+  keyRing: KeyRing;
+  audit: AuditService;
+  clock: Clock;
+}
+
+export function createDocumentsService(deps: Deps) {
+  const { db, repo, recordsRepo, records, storage, blobs, codec, keyRing, audit, clock } = deps;
+
+  /** The document if the caller may reach it; 404 otherwise (denials on real documents audited). */
+  async function loadForActor(tx: DbOrTx, ctx: RequestContext, documentId: string, action: string): Promise<DocumentWithRecord> {
+    const doc = await repo.find(ctx.actor.orgId, documentId, tx);
+    if (!doc) throw new AppError('not_found', 'No document with that id');
+    if (isStaffSide(ctx.actor)) return doc;
+    const rec = ctx.actor.rec;
+    const record = rec ? await recordsRepo.findByExternalId(ctx.actor.orgId, rec.kind, rec.id, tx) : undefined;
+    const ownUpload = record !== undefined && doc.recordId === record.id && doc.createdByKind === 'patron' && doc.createdById === ctx.actor.id;
+    if (record && (ownUpload || (await repo.isAttachedOnRecord(ctx.actor.orgId, doc.id, record.id, tx)))) return doc;
+    throw new AppError('not_found', 'No document with that id', { action, documentId });
+  }
+
+  /** Refuses an upload: the caller's transaction rolls back; the refusal itself is audited. */
+  function refuse(code: 'payload_too_large' | 'unsupported_media_type', detail: string, ownerAudit: { recordKind?: RecordKind; recordId?: string }) {
+    return new AppError(code, detail, { action: 'document.created', ...ownerAudit });
+  }
+
+  return {
+    loadForActor,
+
+    async upload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput): Promise<DocumentView> {
+      const orgId = ctx.actor.orgId;
+      let recordRow: { id: string; kind: RecordKind; externalId: string } | null = null;
+      if (owner.kind === 'record') {
+        recordRow = await records.resolve(ctx, owner.recordKind, owner.recordId, 'document.created');
+      }
+      const ownerAudit = recordRow ? { recordKind: recordRow.kind, recordId: recordRow.externalId } : {};
+      await storage.assertRoom(orgId);
+
+      const id = newId();
+      const now = clock.now();
+      const { envelope, dataKey } = keyRing.createEnvelope(documentKeyContext(orgId, id));
+      const noncePrefix = newNoncePrefix();
+      const inspector = new ContentInspector({ filename: input.filename });
+      const hash = createHash('sha256');
+      let size = 0;
+      async function* plaintext(): AsyncGenerator<Buffer> {
+        for await (const piece of input.stream as AsyncIterable<Buffer>) {
+          size += piece.length;
+          if (size > MAX_FILE_BYTES) break; // the multipart limit should have cut it already
+          inspector.push(piece);
+          hash.update(piece);
+          yield piece;
+        }
+      }
+      const retentionUntil = await storage.retentionUntil(orgId, now);
+      const source: DocumentRow['source'] = ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
+
+      try {
+        return await db.transaction(async (tx) => {
+          const row: DocumentRow = {
+            id,
+            orgId,
+            ownerKind: owner.kind,
+            recordId: recordRow?.id ?? null,
+            ...envelope,
+            noncePrefix,
+            namePlain: owner.kind === 'library' ? input.filename : null,
+            nameSealed: owner.kind === 'record' ? dataKey.sealText(input.filename, documentNameAad(orgId, id)) : null,
+            mediaType: 'application/octet-stream',
+            sizeBytes: 0,
+            storedBytes: 0,
+            chunkCount: 0,
+            checksum: '',
+            private: owner.kind === 'library' ? owner.private : false,
+            source,
+            createdByKind: ctx.actor.role,
+            createdById: ctx.actor.id,
+            createdAt: now,
+            retentionUntil,
+            deletedAt: null,
+          };
+          await repo.insert(row, tx);
+          const stored = await blobs.write(tx, { orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
+          if (input.truncated() || size > MAX_FILE_BYTES) {
+            throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
+          }
+          const verdict = await inspector.finish();
+          if (!verdict.ok) throw refuse('unsupported_media_type', verdict.detail, ownerAudit);
+          await storage.reserve(tx, orgId, stored.storedBytes);
+          const final: DocumentRow = {
+            ...row,
+            mediaType: verdict.mediaType,
+            sizeBytes: size,
+            storedBytes: stored.storedBytes,
+            chunkCount: stored.chunkCount,
+            checksum: hash.digest('hex'),
+          };
+          await repo.update(orgId, id, {
+            mediaType: final.mediaType,
+            sizeBytes: final.sizeBytes,
+            storedBytes: final.storedBytes,
+            chunkCount: final.chunkCount,
+            checksum: final.checksum,
+          }, tx);
+          await audit.record(tx, ctx, { action: 'document.created', documentId: id, ...ownerAudit });
+          return codec.toView({ ...final, recordKind: recordRow?.kind ?? null, recordExternalId: recordRow?.externalId ?? null });
+        });
+      } finally {
+        // Whatever happened, consume what is left of the request so the connection can answer.
+        if (!input.stream.readableEnded) input.stream.resume();
+      }
+    },
+
+    async get(ctx: RequestContext, documentId: string): Promise<DocumentView> {
+      const doc = await loadForActor(db, ctx, documentId, 'document.viewed');
+      return codec.toView(doc);
+    },
+
+    /**
+     * Opens a download. The first chunk is authenticated before anything is sent, so a
+     * tampered start answers a clean 500; a failure later aborts the response mid-body (the
+     * client sees fewer bytes than Content-Length) and is audited.
+     */
+    async download(ctx: RequestContext, documentId: string): Promise<DownloadResult> {
+      const doc = await db.transaction(async (tx) => {
+        const found = await loadForActor(tx, ctx, documentId, 'document.downloaded');
+        if (found.deletedAt) throw new AppError('document_deleted', 'The content was destroyed after its retention period');
+        await audit.record(tx, ctx, { action: 'document.downloaded', documentId, recordKind: found.recordKind ?? undefined, recordId: found.recordExternalId ?? undefined });
+        return found;
+      });
+      const view = codec.toView(doc);
+      const key = codec.dataKey(doc);
+      const chunks = openChunks(key, { orgId: doc.orgId, documentId: doc.id, noncePrefix: doc.noncePrefix }, doc.chunkCount, blobs.read({ orgId: doc.orgId, documentId: doc.id }));
+      let first: IteratorResult<Buffer>;
+      try {
+        first = await chunks.next();
+      } catch (error) {
+        if (error instanceof IntegrityError) error.target = { documentId };
+        throw error;
+      }
+      async function* rest(): AsyncGenerator<Buffer> {
+        try {
+          if (!first.done) yield first.value;
+          for (;;) {
+            const next = await chunks.next();
+            if (next.done) return;
+            yield next.value;
+          }
+        } catch (error) {
+          if (error instanceof IntegrityError) {
+            await audit
+              .recordStandalone(ctx, { action: 'integrity.failed', outcome: 'error', documentId, reason: 'chunk' })
+              .catch(() => undefined);
+          }
+          throw error;
+        }
+      }
+      return { document: view, body: Readable.from(rest(), { objectMode: false }) };
+    },
+
+    async listLibrary(ctx: RequestContext, page: { q?: string; cursor?: string; limit: number }): Promise<Page<DocumentView>> {
+      const before = decodeCursor(page.cursor, ['uuid'] as const);
+      const rows = await repo.listLibrary(ctx.actor.orgId, { q: page.q, beforeId: before?.[0], limit: page.limit });
+      return toPage(rows, page.limit, codec.toView, (r) => [r.id]);
+    },
+
+    /** A record's repository; `q` filters decrypted names (they are PHI, so not searchable in SQL). */
+    async listRecord(ctx: RequestContext, kind: RecordKind, externalId: string, page: { q?: string; cursor?: string; limit: number }): Promise<Page<DocumentView>> {
+      const record = await records.resolve(ctx, kind, externalId, 'document.listed');
+      let beforeId = decodeCursor(page.cursor, ['uuid'] as const)?.[0];
+      const needle = page.q?.toLocaleLowerCase();
+      const items: DocumentView[] = [];
+      let scanned = 0;
+      for (;;) {
+        const batch = await repo.listRecord(ctx.actor.orgId, record.id, { beforeId, limit: needle ? SEARCH_BATCH : page.limit + 1 });
+        for (const row of batch) {
+          scanned++;
+          beforeId = row.id;
+          const view = codec.toView(row);
+          if (!needle || view.name.toLocaleLowerCase().includes(needle)) items.push(view);
+          if (items.length > page.limit) break;
+        }
+        const exhausted = batch.length < (needle ? SEARCH_BATCH : page.limit + 1);
+        if (items.length > page.limit) {
+          items.length = page.limit;
+          return { items, nextCursor: encodeCursor([items[items.length - 1]!.id]) };
+        }
+        if (exhausted) return { items, nextCursor: null };
+        if (scanned >= SEARCH_SCAN_LIMIT) return { items, nextCursor: encodeCursor([beforeId!]) };
+        if (!needle) return { items, nextCursor: null };
+      }
+    },
+
+    /** Crypto-shredding after the retention date: content and key are destroyed, metadata stays. */
+    async remove(ctx: RequestContext, documentId: string): Promise<DocumentView> {
+      return db.transaction(async (tx) => {
+        const doc = await repo.find(ctx.actor.orgId, documentId, tx, true);
+        if (!doc) throw new AppError('not_found', 'No document with that id');
+        if (doc.deletedAt) return codec.toView(doc);
+        const now = clock.now();
+        if (now < doc.retentionUntil) {
+          throw new AppError('retention_period_active', `This document must be kept until ${doc.retentionUntil.toISOString()}`, {
+            action: 'document.deleted',
+            documentId,
+          });
+        }
+        const name = codec.nameOf(doc);
+        await blobs.remove(tx, { orgId: doc.orgId, documentId });
+        const shredded = { wrappedKey: Buffer.alloc(0), nameSealed: null, deletedAt: now };
+        await repo.update(ctx.actor.orgId, documentId, shredded, tx);
+        await storage.release(tx, ctx.actor.orgId, doc.storedBytes);
+        await audit.record(tx, ctx, { action: 'document.deleted', documentId, recordKind: doc.recordKind ?? undefined, recordId: doc.recordExternalId ?? undefined });
+        return { ...codec.toView({ ...doc, ...shredded }), name: doc.ownerKind === 'library' ? name : '(deleted)' };
+      });
+    },
+  };
+}
+
+export type DocumentsService = ReturnType<typeof createDocumentsService>;
