@@ -1,0 +1,99 @@
+/**
+ * Bench helpers: start the real server as a child process on PostgreSQL and sample its RSS
+ * from /proc, so the figures are the server's own, not the load generator's.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createSigner } from 'fast-jwt';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+export interface BenchServer {
+  base: string;
+  pid: number;
+  orgId: string;
+  token(role: string, extra?: Record<string, string>): string;
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+export async function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('set DATABASE_URL (the benches run against PostgreSQL)');
+  const secret = randomBytes(32).toString('hex');
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      DATA_DIR: mkdtempSync(path.join(tmpdir(), 'sc-bench-')),
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: secret,
+      ENCRYPTION_KEYS: `v1:${randomBytes(32).toString('base64')}`,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 60_000;
+  const base = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start: ${output.slice(-2000)}`);
+    const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const orgId = `bench-${randomBytes(6).toString('hex')}`;
+  const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 3_600_000 });
+  return {
+    base,
+    pid: child.pid!,
+    orgId,
+    token: (role, extra = {}) => sign({ sub: `${role}-bench`, org: orgId, role, name: `Bench ${role}`, ...extra }),
+    rssBytes: () => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** A free local port: bind to 0, read the port, release it. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Samples RSS every 20 ms while `work` runs; returns the peak. */
+export async function peakRssDuring<T>(server: BenchServer, work: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  let peak = server.rssBytes();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, server.rssBytes());
+  }, 20);
+  try {
+    const result = await work();
+    peak = Math.max(peak, server.rssBytes());
+    return { result, peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
