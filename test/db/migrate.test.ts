@@ -15,7 +15,19 @@ t.test('migrations apply once, in order, and are idempotent', async (t) => {
   const tables = rowsOf<{ table_name: string }>(
     await database.db.execute(sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`),
   ).map((r) => r.table_name);
-  t.same(tables, ['audit_chain_heads', 'audit_events', 'idempotency_keys', 'messages', 'records', 'schema_migrations', 'threads']);
+  t.same(tables, [
+    'audit_chain_heads',
+    'audit_events',
+    'document_chunks',
+    'documents',
+    'idempotency_keys',
+    'message_attachments',
+    'messages',
+    'org_settings',
+    'records',
+    'schema_migrations',
+    'threads',
+  ]);
 });
 
 t.test('a migration edited after it was applied stops the start', async (t) => {

@@ -55,7 +55,9 @@ t.test('messages validation', async (t) => {
     const cases: [string, unknown][] = [
       ["body ''", { body: '' }],
       ['missing body', {}],
-      ['extra field', { body: 'hello', attachments: [] }],
+      ['extra field', { body: 'hello', priority: 'urgent' }],
+      ['attachments not an array', { body: 'hello', attachments: { documentId: 'x' } }],
+      ['attachment id not a uuid', { body: 'hello', attachments: [{ documentId: 'x' }] }],
       ['body of 20001 chars', { body: 'b'.repeat(20001) }],
       ['body as a number', { body: 42 }],
       ['body as null', { body: null }],
@@ -64,8 +66,8 @@ t.test('messages validation', async (t) => {
       assertProblem(t, await call('POST', url, staff, body), 400, 'validation_failed', `staff: ${label}`);
       assertProblem(t, await call('POST', url, patron, body), 400, 'validation_failed', `patron: ${label}`);
     }
-    const extra = await call('POST', url, staff, { body: 'hello', attachments: [] });
-    t.match((extra.json() as { errors?: { path: string }[] }).errors?.[0]?.path, /attachments/, 'errors[0].path names the extra field');
+    const extra = await call('POST', url, staff, { body: 'hello', priority: 'urgent' });
+    t.match((extra.json() as { errors?: { path: string }[] }).errors?.[0]?.path, /priority/, 'errors[0].path names the extra field');
     assertProblem(t, await call('POST', url, staff, '{bad', { 'content-type': 'application/json' }), 400, 'validation_failed', 'malformed JSON');
     assertProblem(t, await call('POST', '/v1/threads/not-a-uuid/messages', staff, { body: 'hi' }), 400, 'validation_failed', 'thread not-a-uuid');
     assertProblem(t, await call('POST', `/v1/threads/${randomUUID()}/messages`, staff, { body: 'hi' }), 404, 'not_found', 'random thread');
