@@ -19,11 +19,13 @@ try {
 
 const logger = createLogger(config.logLevel);
 if (config.devSecrets.length > 0) {
+  // Plain text on stderr for the person at the terminal, and a structured line for log tooling.
   const banner = '!'.repeat(78);
-  logger.warn(
+  process.stderr.write(
     `\n${banner}\n  DEVELOPMENT SECRETS IN USE: ${config.devSecrets.join(', ')} generated in ${config.dataDir}/dev-secrets.json\n` +
-      `  They are for local development only. Set JWT_SECRET and ENCRYPTION_KEYS for real use.\n${banner}`,
+      `  They are for local development only. Set JWT_SECRET and ENCRYPTION_KEYS for real use.\n${banner}\n\n`,
   );
+  logger.warn({ devSecrets: config.devSecrets }, 'DEVELOPMENT SECRETS IN USE: not for real data');
 }
 
 const app = await buildApp(config, { logger }).catch((error: unknown) => {

@@ -204,8 +204,8 @@ t.test('tampered chunks never pass as good content', async (t) => {
   t.same(new Set(audit.json().items.map((e: { documentId: string }) => e.documentId)), new Set([a, b, c, d, e, g]), 'every failure is audited');
 });
 
-t.test('no file content or record-document name is stored in the clear', async (t) => {
-  const h = await build(t);
+t.test('no file content or record-document name is stored in the clear, or logged', async (t) => {
+  const h = await build(t, { captureLogs: true });
   await h.call('PUT', '/v1/customers/c-1', h.integration(), { displayName: 'Ada' });
   const marker = `MARKER-${randomBytes(8).toString('hex')}`;
   const secretName = `hiv-results-${randomBytes(4).toString('hex')}.txt`;
@@ -216,6 +216,9 @@ t.test('no file content or record-document name is stored in the clear', async (
   const dump = await dumpAllTables(h.app.database);
   t.ok((dump.get('document_chunks') ?? []).length > 0, 'the dump read the chunks');
   t.same(findMarkers(dump, [marker, secretName, 'Lab results']), []);
+  const logs = h.logs.join('');
+  t.match(logs, /documents\?q=…/, 'the search was logged, without its value');
+  for (const secret of [marker, secretName, secretName.slice(0, 12)]) t.notOk(logs.includes(secret), `logs do not contain ${secret}`);
 });
 
 t.test('the storage allocation: the upload that would cross it is refused, usage unchanged', async (t) => {
