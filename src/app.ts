@@ -46,6 +46,17 @@ import { createStorageRepo } from './modules/storage/storage.repo.js';
 import { storageRoutes, storageSchemas } from './modules/storage/storage.routes.js';
 import { createStorageService } from './modules/storage/storage.service.js';
 import uploadsPlugin from './plugins/uploads.js';
+import rateLimitPlugin from './plugins/rate-limit.js';
+import externalSessionPlugin from './plugins/external-session.js';
+import { createAccessRepo } from './modules/access/access.repo.js';
+import { accessRoutes, accessSchemas } from './modules/access/access.routes.js';
+import { createAccessService } from './modules/access/access.service.js';
+import { externalRoutes, externalSchemas } from './modules/access/external.routes.js';
+import { createMailTransport } from './modules/mail/mail-transport.js';
+import { createMailService, type MailService } from './modules/mail/mail.service.js';
+import { createNotices } from './modules/mail/notices.js';
+import { createOutboxRepo } from './modules/mail/outbox.repo.js';
+import { ipBucket } from './lib/ip.js';
 
 export interface BuildOptions {
   /** A pino logger to use instead of one built from config (tests capture logs this way). */
@@ -53,11 +64,14 @@ export interface BuildOptions {
   clock?: Clock;
   /** An already open database; buildApp then neither migrates nor closes it. */
   database?: Database;
+  /** How often the outbox worker polls; 0 disables the worker (tests drive it by hand). */
+  mailPollMs?: number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     database: Database;
+    mail: MailService;
   }
 }
 
@@ -70,6 +84,8 @@ const NAMED_SCHEMAS: TSchema[] = [
   ...threadSchemas,
   ...auditSchemas,
   ...storageSchemas,
+  ...accessSchemas,
+  ...externalSchemas,
 ];
 
 const BODY_LIMIT = 256 * 1024;
@@ -130,22 +146,31 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const attachmentsRepo = createAttachmentsRepo(db);
   const storageRepo = createStorageRepo(db);
   const blobs = createPostgresBlobStore(db);
+  const accessRepo = createAccessRepo(db);
+  const outboxRepo = createOutboxRepo(db);
 
   const audit = createAuditService({ db, repo: auditRepo, clock });
   const idempotency = createIdempotencyService({ db, repo: idempotencyRepo, keyRing, clock });
   const records = createRecordsService({ db, repo: recordsRepo, keyRing, audit, clock });
   const storage = createStorageService({ db, repo: storageRepo, audit, defaults: config });
+  const transport = createMailTransport({ smtpUrl: config.smtpUrl, mailDir: config.mailDir });
+  const mail = createMailService({ db, repo: outboxRepo, keyRing, transport, clock, from: config.mailFrom, log: logger });
+  const notices = createNotices({ mail, recordsRepo, records, storage, clock, portalUrl: config.portalUrl });
   const codec = createDocumentCodec(keyRing);
-  const documents = createDocumentsService({ db, repo: documentsRepo, recordsRepo, records, storage, blobs, codec, keyRing, audit, clock });
+  const documents = createDocumentsService({ db, repo: documentsRepo, recordsRepo, threadsRepo, records, storage, blobs, codec, keyRing, audit, clock });
   const attachments = createAttachmentsService({ repo: attachmentsRepo, documentsRepo, codec, audit });
-  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, keyRing, audit, clock });
-  const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, audit, clock });
+  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, keyRing, audit, clock });
+  const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, notices, audit, clock });
+  const access = createAccessService({ db, repo: accessRepo, threadsRepo, threads, recordsRepo, records, storage, mail, keyRing, audit, clock, config });
+  app.decorate('mail', mail);
 
   await app.register(errorsPlugin, { recordAudit: (request, input) => audit.recordStandalone(requestContext(request), input) });
   await app.register(securityHeaders);
   await app.register(swaggerPlugin, { schemas: NAMED_SCHEMAS });
   await app.register(authPlugin, { jwt: config.jwt });
   await app.register(uploadsPlugin);
+  await app.register(rateLimitPlugin, { redisUrl: config.redisUrl });
+  await app.register(externalSessionPlugin, { authenticate: access.authenticate });
 
   await app.register(healthRoutes, { ping: database.ping });
   await app.register(customerRecordRoutes, { service: records });
@@ -155,6 +180,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(auditRoutes, { service: audit });
   await app.register(documentRoutes, { service: documents });
   await app.register(storageRoutes, { service: storage });
+  await app.register(accessRoutes, { service: access });
+  await app.register(externalRoutes, {
+    access,
+    threads,
+    messages,
+    documents,
+    perIpPerMinute: config.externalAccess.perIpPerMinute,
+    keyGenerator: ipBucket,
+  });
+
+  const pollMs = options.mailPollMs ?? 1000;
+  if (pollMs > 0) mail.start(pollMs);
+  app.addHook('onClose', () => mail.stop());
 
   await app.ready();
   return app;

@@ -46,6 +46,13 @@ export interface Config {
   storageAllocationBytes: number;
   /** Default per-org retention period for documents, in years. */
   retentionYears: number;
+  /** Brute-force defence on POST /v1/external/sessions. */
+  externalAccess: {
+    perIpPerMinute: number;
+    consecutiveFailuresToLock: number;
+    lockMinutes: number;
+    totalFailuresToLock: number;
+  };
   /** Names of secrets that were generated for development (for the start-up warning). */
   devSecrets: string[];
 }
@@ -223,6 +230,12 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     trustProxy: parseBool(env, 'TRUST_PROXY'),
     storageAllocationBytes: parsePositiveInt(env, 'STORAGE_ALLOCATION_BYTES', 10 * 1024 ** 3),
     retentionYears: parsePositiveInt(env, 'RETENTION_YEARS', 7, 100),
+    externalAccess: {
+      perIpPerMinute: parsePositiveInt(env, 'EXTERNAL_SESSION_RATE_LIMIT', 10, 1_000_000),
+      consecutiveFailuresToLock: parsePositiveInt(env, 'LOCKOUT_CONSECUTIVE_FAILURES', 5, 1000),
+      lockMinutes: parsePositiveInt(env, 'LOCKOUT_MINUTES', 15, 10_000),
+      totalFailuresToLock: parsePositiveInt(env, 'LOCKOUT_TOTAL_FAILURES', 10, 1000),
+    },
     devSecrets,
     ...options.overrides,
   };

@@ -249,8 +249,90 @@ export const messageAttachments = pgTable(
  */
 export const orgSettings = pgTable('org_settings', {
   orgId: text('org_id').primaryKey(),
+  /** Shown in emails ("<name> sent you a secure message"); not PHI. */
+  displayName: text('display_name'),
   storageAllocationBytes: bigint('storage_allocation_bytes', { mode: 'number' }),
   retentionYears: integer('retention_years'),
   usedBytes: bigint('used_bytes', { mode: 'number' }).notNull(),
   documentCount: integer('document_count').notNull(),
 });
+
+/**
+ * External access: one link grants one email address access to one thread. Only the SHA-256
+ * of the token is stored; the address is PHI, sealed under the thread's data key.
+ */
+export const accessLinks = pgTable(
+  'access_links',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    threadId: uuid('thread_id')
+      .notNull()
+      .references(() => threads.id),
+    emailSealed: bytea('email_sealed').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    verifyDateOfBirth: boolean('verify_date_of_birth').notNull(),
+    verifyPhone: boolean('verify_phone').notNull(),
+    expiresAt: timestamptz('expires_at').notNull(),
+    revokedAt: timestamptz('revoked_at'),
+    revokedById: text('revoked_by_id'),
+    consecutiveFailures: integer('consecutive_failures').notNull(),
+    totalFailures: integer('total_failures').notNull(),
+    lockedUntil: timestamptz('locked_until'),
+    lockedPermanently: boolean('locked_permanently').notNull(),
+    createdById: text('created_by_id').notNull(),
+    createdByName: text('created_by_name'),
+    createdAt: timestamptz('created_at').notNull(),
+    lastUsedAt: timestamptz('last_used_at'),
+  },
+  (t) => [uniqueIndex('access_links_token_hash_uq').on(t.tokenHash), index('access_links_org_thread_idx').on(t.orgId, t.threadId, t.id)],
+);
+
+/** A verified browser's session: only the SHA-256 of its token is stored. */
+export const externalSessions = pgTable(
+  'external_sessions',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    linkId: uuid('link_id')
+      .notNull()
+      .references(() => accessLinks.id),
+    threadId: uuid('thread_id').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+    lastSeenAt: timestamptz('last_seen_at').notNull(),
+    expiresAt: timestamptz('expires_at').notNull(),
+  },
+  (t) => [uniqueIndex('external_sessions_token_hash_uq').on(t.tokenHash), index('external_sessions_link_idx').on(t.linkId)],
+);
+
+/**
+ * Transactional outbox for mail: written in the transaction of the change that needs the mail,
+ * sent by a worker. Recipient and body are sealed under the row's own envelope (the body of an
+ * access-link mail carries the token); the body is wiped once the mail is sent.
+ */
+export const emailOutbox = pgTable(
+  'email_outbox',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    kind: text('kind', { enum: ['access_link', 'message_notice'] }).notNull(),
+    threadId: uuid('thread_id'),
+    ...envelopeColumns(),
+    recipientSealed: bytea('recipient_sealed').notNull(),
+    subject: text('subject').notNull(),
+    bodySealed: bytea('body_sealed'),
+    status: text('status', { enum: ['pending', 'sent', 'failed'] }).notNull(),
+    attempts: integer('attempts').notNull(),
+    nextAttemptAt: timestamptz('next_attempt_at').notNull(),
+    lastError: text('last_error'),
+    createdAt: timestamptz('created_at').notNull(),
+    sentAt: timestamptz('sent_at'),
+  },
+  (t) => [
+    index('email_outbox_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+    index('email_outbox_thread_notice_idx').on(t.orgId, t.threadId, t.kind, t.createdAt),
+  ],
+);

@@ -11,8 +11,11 @@ export interface RecordRef {
   id: string;
 }
 
+/** External recipients are not JWT roles: they hold an access-link session for one thread. */
+export type ActorKind = ActorRole | 'external';
+
 export interface Actor {
-  role: ActorRole;
+  role: ActorKind;
   /** JWT `sub`. */
   id: string;
   orgId: string;
@@ -20,6 +23,8 @@ export interface Actor {
   name: string | null;
   /** Patrons only: the record the token is for. */
   rec: RecordRef | null;
+  /** External recipients only: the one thread their access link grants. */
+  threadId?: string;
 }
 
 export interface RequestContext {
@@ -33,7 +38,7 @@ export interface RequestContext {
 export type Side = 'staff' | 'recipient';
 
 export function sideOf(actor: Actor): Side {
-  return actor.role === 'patron' ? 'recipient' : 'staff';
+  return actor.role === 'patron' || actor.role === 'external' ? 'recipient' : 'staff';
 }
 
 export function otherSide(side: Side): Side {

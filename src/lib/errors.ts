@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   validation_failed: { status: 400, title: 'The request is not valid' },
   invalid_cursor: { status: 400, title: 'The cursor is not valid' },
   unauthorized: { status: 401, title: 'Authentication is required' },
+  external_access_denied: { status: 401, title: 'This link cannot be opened' },
   forbidden: { status: 403, title: 'This action is not allowed for your role' },
   reply_not_allowed: { status: 403, title: 'Replies are not allowed on this thread' },
   thread_closed: { status: 403, title: 'The thread is closed' },
@@ -19,6 +20,7 @@ export const ERROR_CODES = {
   storage_quota_exceeded: { status: 413, title: "The organization's storage allocation would be exceeded" },
   unsupported_media_type: { status: 415, title: 'The content type is not supported' },
   record_not_found: { status: 422, title: 'The record does not exist' },
+  verification_data_missing: { status: 422, title: 'The record has no data for a requested check' },
   message_not_in_thread: { status: 422, title: 'The message is not in this thread' },
   attachment_not_found: { status: 422, title: 'An attachment does not exist' },
   attachment_private: { status: 422, title: 'A private library document cannot be attached' },
@@ -40,6 +42,7 @@ export interface DeniedAudit {
   recordId?: string;
   threadId?: string;
   messageId?: string;
+  linkId?: string;
 }
 
 export class AppError extends Error {

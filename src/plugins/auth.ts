@@ -89,7 +89,7 @@ export default fp(
       return async (request: FastifyRequest, _reply: FastifyReply) => {
         const actor = await authenticate(request);
         request.actor = actor;
-        if (!roles.includes(actor.role)) {
+        if (!roles.includes(actor.role as ActorRole)) {
           throw new AppError('forbidden', `Role ${actor.role} may not do this`, { action: deniedAction });
         }
       };

@@ -24,15 +24,19 @@ interface ProblemBody {
   status: number;
   code: ErrorCode;
   detail?: string;
-  instance: string;
+  instance?: string;
   errors?: { path: string; message: string }[];
 }
 
+const EXTERNAL_DENIED_DETAIL = 'The link is not valid, or the details given do not match. Ask the sender for a new link.';
 const INTERNAL_DETAIL = 'An unexpected error occurred. Quote the instance id when you contact support.';
 
 export function problemBody(code: ErrorCode, requestId: string, detail?: string): ProblemBody {
   const { status, title } = ERROR_CODES[code];
   if (code === 'internal_error') detail = INTERNAL_DETAIL;
+  // Link failures must be byte-identical whatever the cause, so they carry no per-request
+  // instance (the x-request-id header still identifies the request).
+  if (code === 'external_access_denied') return { type: problemType(code), title, status, code, detail: EXTERNAL_DENIED_DETAIL };
   return { type: problemType(code), title, status, code, ...(detail ? { detail } : {}), instance: requestId };
 }
 

@@ -16,10 +16,13 @@ t.test('migrations apply once, in order, and are idempotent', async (t) => {
     await database.db.execute(sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`),
   ).map((r) => r.table_name);
   t.same(tables, [
+    'access_links',
     'audit_chain_heads',
     'audit_events',
     'document_chunks',
     'documents',
+    'email_outbox',
+    'external_sessions',
     'idempotency_keys',
     'message_attachments',
     'messages',

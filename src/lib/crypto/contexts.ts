@@ -11,5 +11,9 @@ export const threadSubjectAad = (orgId: string, threadId: string) => `thread:${o
 export const messageFieldAad = (orgId: string, threadId: string, messageId: string, field: 'body' | 'author_name') =>
   `message:${orgId}:${threadId}:${messageId}:${field}`;
 
+export const accessLinkEmailAad = (orgId: string, threadId: string, linkId: string) => `access_link:${orgId}:${threadId}:${linkId}:email`;
+export const outboxKeyContext = (orgId: string, outboxId: string) => `outbox:${orgId}:${outboxId}`;
+export const outboxFieldAad = (orgId: string, outboxId: string, field: 'recipient' | 'body') => `outbox:${orgId}:${outboxId}:${field}`;
+
 export const documentKeyContext = (orgId: string, documentId: string) => `document:${orgId}:${documentId}`;
 export const documentNameAad = (orgId: string, documentId: string) => `document:${orgId}:${documentId}:name`;

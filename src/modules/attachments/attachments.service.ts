@@ -41,7 +41,8 @@ export function createAttachmentsService(deps: { repo: AttachmentsRepo; document
         if (doc.ownerKind === 'record' && doc.recordId !== target.recordId) {
           throw new AppError('attachment_wrong_record', `Document ${id} belongs to another record`);
         }
-        if (ctx.actor.role === 'patron' && !(doc.createdByKind === 'patron' && doc.createdById === ctx.actor.id)) {
+        const recipient = ctx.actor.role === 'patron' || ctx.actor.role === 'external';
+        if (recipient && !(doc.createdByKind === ctx.actor.role && doc.createdById === ctx.actor.id)) {
           throw new AppError('attachment_not_allowed', `Document ${id} was not uploaded by you`);
         }
         views.push(codec.toAttachment(doc));

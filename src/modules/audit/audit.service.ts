@@ -57,7 +57,8 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
   async function record(tx: DbOrTx, ctx: RequestContext, input: AuditInput): Promise<void> {
     const orgId = ctx.actor.orgId;
     const head = await repo.lockHead(tx, orgId);
-    const staffSide = ctx.actor.role !== 'patron';
+    // Patron names and external recipients' addresses are PHI: only staff-side names are kept.
+    const staffSide = ctx.actor.role !== 'patron' && ctx.actor.role !== 'external';
     const fields = {
       id: newId(),
       orgId,

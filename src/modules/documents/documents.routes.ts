@@ -215,7 +215,7 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
   );
 };
 
-function downloadHeaders(document: DocumentView): Record<string, string> {
+export function downloadHeaders(document: DocumentView): Record<string, string> {
   return {
     'content-type': document.mediaType,
     'content-length': String(document.size),

@@ -36,11 +36,16 @@ import type { AuditService } from '../audit/audit.service.js';
 import type { RecordsRepo } from '../records/records.repo.js';
 import type { RecordsService } from '../records/records.service.js';
 import type { StorageService } from '../storage/storage.service.js';
+import type { ThreadsRepo } from '../threads/threads.repo.js';
 import type { BlobStore } from './blob-store.js';
 import type { DocumentCodec, DocumentView, DocumentWithRecord } from './document-codec.js';
 import type { DocumentRow, DocumentsRepo } from './documents.repo.js';
 
-export type DocumentOwner = { kind: 'library'; private: boolean } | { kind: 'record'; recordKind: RecordKind; recordId: string };
+export type DocumentOwner =
+  | { kind: 'library'; private: boolean }
+  | { kind: 'record'; recordKind: RecordKind; recordId: string }
+  /** An external recipient's upload: it lands on the record of the one thread it may reach. */
+  | { kind: 'thread-record' };
 
 export interface UploadInput {
   filename: string;
@@ -62,6 +67,7 @@ interface Deps {
   db: Db;
   repo: DocumentsRepo;
   recordsRepo: RecordsRepo;
+  threadsRepo: ThreadsRepo;
   records: RecordsService;
   storage: StorageService;
   blobs: BlobStore;
@@ -72,13 +78,18 @@ interface Deps {
 }
 
 export function createDocumentsService(deps: Deps) {
-  const { db, repo, recordsRepo, records, storage, blobs, codec, keyRing, audit, clock } = deps;
+  const { db, repo, recordsRepo, threadsRepo, records, storage, blobs, codec, keyRing, audit, clock } = deps;
 
   /** The document if the caller may reach it; 404 otherwise (denials on real documents audited). */
   async function loadForActor(tx: DbOrTx, ctx: RequestContext, documentId: string, action: string): Promise<DocumentWithRecord> {
     const doc = await repo.find(ctx.actor.orgId, documentId, tx);
     if (!doc) throw new AppError('not_found', 'No document with that id');
     if (isStaffSide(ctx.actor)) return doc;
+    if (ctx.actor.role === 'external') {
+      const ownUpload = doc.createdByKind === 'external' && doc.createdById === ctx.actor.id;
+      if (ownUpload || (await repo.isAttachedInThread(ctx.actor.orgId, doc.id, ctx.actor.threadId ?? '', tx))) return doc;
+      throw new AppError('not_found', 'No document with that id', { action, documentId });
+    }
     const rec = ctx.actor.rec;
     const record = rec ? await recordsRepo.findByExternalId(ctx.actor.orgId, rec.kind, rec.id, tx) : undefined;
     const ownUpload = record !== undefined && doc.recordId === record.id && doc.createdByKind === 'patron' && doc.createdById === ctx.actor.id;
@@ -99,6 +110,10 @@ export function createDocumentsService(deps: Deps) {
       let recordRow: { id: string; kind: RecordKind; externalId: string } | null = null;
       if (owner.kind === 'record') {
         recordRow = await records.resolve(ctx, owner.recordKind, owner.recordId, 'document.created');
+      } else if (owner.kind === 'thread-record') {
+        const thread = ctx.actor.threadId ? await threadsRepo.findWithRecord(orgId, ctx.actor.threadId) : undefined;
+        if (!thread) throw new AppError('not_found', 'No thread with that id');
+        recordRow = { id: thread.recordId, kind: thread.recordKind, externalId: thread.recordExternalId };
       }
       const ownerAudit = recordRow ? { recordKind: recordRow.kind, recordId: recordRow.externalId } : {};
       await storage.assertRoom(orgId);
@@ -120,19 +135,20 @@ export function createDocumentsService(deps: Deps) {
         }
       }
       const retentionUntil = await storage.retentionUntil(orgId, now);
-      const source: DocumentRow['source'] = ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
+      const source: DocumentRow['source'] =
+        ctx.actor.role === 'external' ? 'external_reply' : ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
 
       try {
         return await db.transaction(async (tx) => {
           const row: DocumentRow = {
             id,
             orgId,
-            ownerKind: owner.kind,
+            ownerKind: owner.kind === 'library' ? 'library' : 'record',
             recordId: recordRow?.id ?? null,
             ...envelope,
             noncePrefix,
             namePlain: owner.kind === 'library' ? input.filename : null,
-            nameSealed: owner.kind === 'record' ? dataKey.sealText(input.filename, documentNameAad(orgId, id)) : null,
+            nameSealed: owner.kind === 'library' ? null : dataKey.sealText(input.filename, documentNameAad(orgId, id)),
             mediaType: 'application/octet-stream',
             sizeBytes: 0,
             storedBytes: 0,

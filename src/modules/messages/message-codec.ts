@@ -26,7 +26,7 @@ export function buildMessageRow(threadKey: DataKey, thread: { orgId: string; id:
     id,
     orgId: thread.orgId,
     threadId: thread.id,
-    authorKind: actor.role === 'patron' ? 'patron' : 'staff',
+    authorKind: actor.role === 'patron' || actor.role === 'external' ? actor.role : 'staff',
     authorSide: sideOf(actor),
     authorId: actor.id,
     authorName: threadKey.sealOptional(actor.name, aad('author_name')),

@@ -13,6 +13,7 @@ import { AppError } from '../../lib/errors.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AttachmentsService } from '../attachments/attachments.service.js';
 import type { AuditService } from '../audit/audit.service.js';
+import type { Notices } from '../mail/notices.js';
 import type { IdempotencyService } from '../idempotency/idempotency.service.js';
 import type { ThreadsRepo, ThreadWithRecord } from '../threads/threads.repo.js';
 import type { ThreadsService } from '../threads/threads.service.js';
@@ -26,6 +27,7 @@ interface Deps {
   threads: ThreadsService;
   idempotency: IdempotencyService;
   attachments: AttachmentsService;
+  notices: Notices;
   audit: AuditService;
   clock: Clock;
 }
@@ -40,7 +42,7 @@ export const attachTarget = (t: ThreadWithRecord) => ({
 });
 
 export function createMessagesService(deps: Deps) {
-  const { db, repo, threadsRepo, threads, idempotency, attachments, audit, clock } = deps;
+  const { db, repo, threadsRepo, threads, idempotency, attachments, notices, audit, clock } = deps;
 
   return {
     async list(ctx: RequestContext, threadId: string, page: { cursor?: string; limit: number }): Promise<Page<MessageView>> {
@@ -66,7 +68,7 @@ export function createMessagesService(deps: Deps) {
           const t = await threads.loadForActor(tx, ctx, threadId, 'message.sent');
           const denied = { action: 'message.sent', threadId, recordKind: t.recordKind, recordId: t.recordExternalId };
           if (t.state === 'closed') throw new AppError('thread_closed', 'The thread is closed to new messages', denied);
-          if (ctx.actor.role === 'patron' && !t.replyAllowed) {
+          if (sideOf(ctx.actor) === 'recipient' && !t.replyAllowed) {
             throw new AppError('reply_not_allowed', 'Staff have not allowed replies on this thread', denied);
           }
           const now = clock.now();
@@ -76,6 +78,7 @@ export function createMessagesService(deps: Deps) {
           await threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx);
           await audit.record(tx, ctx, { ...denied, messageId: row.id });
           const files = await attachments.attach(tx, ctx, { ...attachTarget(t), messageId: row.id }, input.attachments);
+          if (row.authorSide === 'staff') await notices.newStaffMessage(tx, orgId, threadId, t.recordId);
           return { resourceId: row.id, result: toMessageView(key, row, files) };
         },
         replay: async (messageId) => {

@@ -72,6 +72,9 @@ export function createRecordsService(deps: { db: Db; repo: RecordsRepo; keyRing:
   }
 
   return {
+    /** Decrypts a record row the caller already reached (for checks and notices). */
+    decrypt: toView,
+
     /** PUT semantics: the body replaces every field. Returns whether the record was created. */
     async upsert(ctx: RequestContext, kind: RecordKind, externalId: string, input: RecordInput) {
       assertPlausibleBirthDate(input.dateOfBirth);

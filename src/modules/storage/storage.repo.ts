@@ -8,7 +8,7 @@ export function createStorageRepo(db: DbOrTx) {
   return {
     async get(orgId: string, tx: DbOrTx = db): Promise<OrgSettingsRow> {
       const [row] = await tx.select().from(orgSettings).where(eq(orgSettings.orgId, orgId));
-      return row ?? { orgId, storageAllocationBytes: null, retentionYears: null, usedBytes: 0, documentCount: 0 };
+      return row ?? { orgId, displayName: null, storageAllocationBytes: null, retentionYears: null, usedBytes: 0, documentCount: 0 };
     },
 
     /** Creates the row if needed and locks it for the rest of the transaction. */
@@ -28,7 +28,7 @@ export function createStorageRepo(db: DbOrTx) {
         .where(eq(orgSettings.orgId, orgId));
     },
 
-    async updateSettings(orgId: string, fields: Partial<Pick<OrgSettingsRow, 'storageAllocationBytes' | 'retentionYears'>>, tx: DbOrTx) {
+    async updateSettings(orgId: string, fields: Partial<Pick<OrgSettingsRow, 'storageAllocationBytes' | 'retentionYears' | 'displayName'>>, tx: DbOrTx) {
       await tx.update(orgSettings).set(fields).where(eq(orgSettings.orgId, orgId));
     },
   };

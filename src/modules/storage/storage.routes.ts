@@ -16,6 +16,7 @@ export const StorageUsage = Type.Object(
 
 export const OrgSettings = Type.Object(
   {
+    displayName: Type.Union([Type.String(), Type.Null()], { description: "The organization's name as mails show it" }),
     storageAllocationBytes: Type.Integer({ minimum: 1 }),
     retentionYears: Type.Integer({ minimum: 1, maximum: 100, description: 'Default retention for new documents' }),
   },
@@ -24,6 +25,7 @@ export const OrgSettings = Type.Object(
 
 export const OrgSettingsPatch = Type.Object(
   {
+    displayName: Type.Optional(Type.String({ minLength: 1, maxLength: 120, pattern: '^[^\\r\\n<>]+$' })),
     storageAllocationBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     retentionYears: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   },
@@ -55,7 +57,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ service: StorageService 
       schema: {
         operationId: 'getOrgSettings',
         tags: ['settings'],
-        summary: "The organization's storage allocation and retention period",
+        summary: "The organization's display name, storage allocation and retention period",
         description: 'Admins only. Values not set for the org come from the service defaults.',
         response: { 200: ref(OrgSettings), ...problems(401, 403) },
       },

@@ -15,6 +15,7 @@ export interface StorageDefaults {
 }
 
 export interface SettingsView {
+  displayName: string | null;
   storageAllocationBytes: number;
   retentionYears: number;
 }
@@ -40,7 +41,7 @@ export function createStorageService(deps: { db: Db; repo: StorageRepo; audit: A
 
     async settings(ctx: RequestContext): Promise<SettingsView> {
       const row = await repo.get(ctx.actor.orgId);
-      return { storageAllocationBytes: allocationOf(row), retentionYears: retentionOf(row) };
+      return { displayName: row.displayName, storageAllocationBytes: allocationOf(row), retentionYears: retentionOf(row) };
     },
 
     async updateSettings(ctx: RequestContext, patch: Partial<SettingsView>): Promise<SettingsView> {
@@ -52,7 +53,7 @@ export function createStorageService(deps: { db: Db; repo: StorageRepo; audit: A
           .join(',');
         await audit.record(tx, ctx, { action: 'settings.updated', reason });
         const next = { ...row, ...patch };
-        return { storageAllocationBytes: allocationOf(next), retentionYears: retentionOf(next) };
+        return { displayName: next.displayName, storageAllocationBytes: allocationOf(next), retentionYears: retentionOf(next) };
       });
     },
 
@@ -72,6 +73,11 @@ export function createStorageService(deps: { db: Db; repo: StorageRepo; audit: A
     async release(tx: DbOrTx, orgId: string, bytes: number): Promise<void> {
       await repo.lock(orgId, tx);
       await repo.addUsage(orgId, -bytes, -1, tx);
+    },
+
+    /** The name mails use for the organization (not PHI). */
+    async orgDisplayName(orgId: string, tx?: DbOrTx): Promise<string | null> {
+      return (await repo.get(orgId, tx)).displayName;
     },
 
     /** When a document created now may first be deleted, under the org's retention period. */

@@ -15,6 +15,7 @@ import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AttachmentsService } from '../attachments/attachments.service.js';
 import type { AuditService } from '../audit/audit.service.js';
+import type { Notices } from '../mail/notices.js';
 import type { IdempotencyService } from '../idempotency/idempotency.service.js';
 import { buildMessageRow, toMessageView, type MessageView } from '../messages/message-codec.js';
 import type { MessagesRepo } from '../messages/messages.repo.js';
@@ -56,13 +57,14 @@ interface Deps {
   records: RecordsService;
   idempotency: IdempotencyService;
   attachments: AttachmentsService;
+  notices: Notices;
   keyRing: KeyRing;
   audit: AuditService;
   clock: Clock;
 }
 
 export function createThreadsService(deps: Deps) {
-  const { db, repo, messagesRepo, recordsRepo, records, idempotency, attachments, keyRing, audit, clock } = deps;
+  const { db, repo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, keyRing, audit, clock } = deps;
 
   const threadKey = (t: Pick<ThreadRow, 'orgId' | 'id' | 'salt' | 'wrappedKey' | 'keyVersion'>): DataKey =>
     withIntegrityTarget({ threadId: t.id }, () => keyRing.openEnvelope(t, threadKeyContext(t.orgId, t.id)));
@@ -90,6 +92,9 @@ export function createThreadsService(deps: Deps) {
     if (!thread) throw new AppError('not_found', 'No thread with that id');
     const { actor } = ctx;
     if (actor.role === 'patron' && !(actor.rec?.kind === thread.recordKind && actor.rec.id === thread.recordExternalId)) {
+      throw new AppError('not_found', 'No thread with that id', { action, threadId });
+    }
+    if (actor.role === 'external' && actor.threadId !== threadId) {
       throw new AppError('not_found', 'No thread with that id', { action, threadId });
     }
     return thread;
@@ -125,6 +130,7 @@ export function createThreadsService(deps: Deps) {
   return {
     loadForActor,
     threadKey,
+    viewFor,
 
     async create(ctx: RequestContext, input: CreateThreadInput, idempotencyKey?: string): Promise<{ thread: ThreadView; message: MessageView; replayed: boolean }> {
       const orgId = ctx.actor.orgId;
@@ -164,6 +170,7 @@ export function createThreadsService(deps: Deps) {
             { orgId, threadId: id, recordId: record.id, recordKind: record.kind, recordExternalId: record.externalId, messageId: message.id },
             input.attachments,
           );
+          await notices.newStaffMessage(tx, orgId, id, record.id);
           return {
             resourceId: id,
             result: { thread: toView(thread, input.record, dataKey, 0), message: toMessageView(dataKey, message, files) },
