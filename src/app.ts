@@ -111,6 +111,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     requestIdHeader: false,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
+    // HEAD would run the audited GET handlers (a HEAD on content would be logged as a download).
+    exposeHeadRoutes: false,
+    // Bounds how long a slow client may hold an upload (and its transaction) open.
+    requestTimeout: 180_000,
     // Record ids may be 128 characters; longer path segments still get a problem answer below.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors: (error, request, reply) => {

@@ -23,12 +23,29 @@ export function encodeCursor(key: readonly (string | number)[]): string {
  */
 const CURSOR_PARTS = {
   uuid: (v: unknown): v is string => typeof v === 'string' && new RegExp(UUID_PATTERN).test(v),
-  timestamp: (v: unknown): v is string =>
-    typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(v) && !Number.isNaN(Date.parse(v)),
+  // Round-trip, so a rolled-over date (Feb 30) or a leap second never reaches a SQL cast.
+  timestamp: (v: unknown): v is string => typeof v === 'string' && isCanonicalTimestamp(v),
   seq: (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0,
 } as const;
 
 type CursorPart = keyof typeof CURSOR_PARTS;
+
+/** An ISO timestamp exactly as Date#toISOString writes it, between 1970 and 9999. */
+export function isCanonicalTimestamp(v: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(v)) return false;
+  const d = new Date(v);
+  return !Number.isNaN(d.getTime()) && d.toISOString() === v && d.getUTCFullYear() >= 1970;
+}
+
+/** A client-supplied date-time as a Date, or 400 when it is not a real instant. */
+export function parseInstant(value: string | undefined, field: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1970 || d.getUTCFullYear() > 9999 || /:60(\.|Z|[+-])/.test(value)) {
+    throw new AppError('validation_failed', `${field} must be a real date-time between 1970 and 9999`);
+  }
+  return d;
+}
 type CursorValue<P extends CursorPart> = P extends 'seq' ? number : string;
 
 /** Decodes a cursor into exactly the key shape expected, or throws 400 invalid_cursor. */

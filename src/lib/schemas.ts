@@ -18,6 +18,9 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
+/** Free text from a query string: no control characters (PostgreSQL refuses NUL in text). */
+export const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+
 export const Uuid = (options: Record<string, unknown> = {}) => Type.String({ pattern: UUID_PATTERN, ...options });
 
 export const Problem = Type.Object(

@@ -32,7 +32,9 @@ const CLAIM_MAX = 128;
 function parseClaims(payload: unknown): Actor | null {
   if (payload === null || typeof payload !== 'object') return null;
   const p = payload as Record<string, unknown>;
-  const str = (v: unknown, max = CLAIM_MAX) => (typeof v === 'string' && v.length > 0 && v.length <= max ? v : null);
+  // Claims end up in text columns and logs: no control characters (NUL would break SQL).
+  const str = (v: unknown, max = CLAIM_MAX) =>
+    typeof v === 'string' && v.length > 0 && v.length <= max && !/[\u0000-\u001f\u007f]/.test(v) ? v : null;
   const role = ACTOR_ROLES.find((r) => r === p.role);
   const id = str(p.sub);
   const orgId = str(p.org);

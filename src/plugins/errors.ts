@@ -12,6 +12,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CODES, problemType, type ErrorCode } from '../lib/errors.js';
 import { IntegrityError } from '../lib/crypto/key-ring.js';
 import { requestContext } from './auth.js';
+import { sqlState } from '../db/util.js';
 import type { AuditInput } from '../modules/audit/audit.service.js';
 
 export interface ErrorsPluginOptions {
@@ -113,7 +114,9 @@ export default fp(
       }
       const code = fastifyErrorCode(fe);
       if (code === 'internal_error') {
-        request.log.error({ err: error }, 'unhandled error');
+        // Driver errors can quote query parameters (PHI): log the class, SQLSTATE and stack only.
+        const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
+        request.log.error({ errorName: error.name, sqlState: sqlState(error), stack }, 'unhandled error');
         return sendProblem(reply, problemBody(code, request.id));
       }
       return sendProblem(reply, problemBody(code, request.id, fastifyErrorDetail(fe)));

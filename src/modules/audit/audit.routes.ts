@@ -1,8 +1,8 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
-import { NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
-import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { NO_CONTROL, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { DEFAULT_PAGE_SIZE, parseInstant } from '../../lib/pagination.js';
 import type { AuditService } from './audit.service.js';
 
 const Outcome = StringEnum(['success', 'denied', 'failure', 'error'] as const);
@@ -63,10 +63,10 @@ export const auditSchemas = [AuditEvent, AuditEventPage, ChainVerification];
 const AuditQuery = Type.Object(
   {
     ...PageQuery,
-    recordId: Type.Optional(Type.String({ maxLength: 128 })),
+    recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
     threadId: Type.Optional(Uuid()),
-    actorId: Type.Optional(Type.String({ maxLength: 128 })),
-    action: Type.Optional(Type.String({ maxLength: 64 })),
+    actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
+    action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
     outcome: Type.Optional(Outcome),
     from: Type.Optional(Type.String({ format: 'date-time' })),
     to: Type.Optional(Type.String({ format: 'date-time' })),
@@ -93,7 +93,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
       const { cursor, limit, order, from, to, ...filters } = req.query;
       return service.list(
         requestContext(req),
-        { ...filters, from: from ? new Date(from) : undefined, to: to ? new Date(to) : undefined },
+        { ...filters, from: parseInstant(from, 'querystring/from'), to: parseInstant(to, 'querystring/to') },
         { cursor, limit: limit ?? DEFAULT_PAGE_SIZE, order: order ?? 'asc' },
       );
     },

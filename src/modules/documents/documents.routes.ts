@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { receiveUpload } from '../../plugins/uploads.js';
-import { NextCursor, PageQuery, problems, RecordExternalId, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { NO_CONTROL, NextCursor, PageQuery, problems, RecordExternalId, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
 import type { DocumentView } from './document-codec.js';
 import type { DocumentsService } from './documents.service.js';
@@ -66,7 +66,10 @@ const UPLOAD_DESCRIPTION =
   'Nothing is stored after a refusal.';
 
 const ListQuery = Type.Object(
-  { ...PageQuery, q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Case-insensitive name search' })) },
+  {
+    ...PageQuery,
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROL, description: 'Case-insensitive name search' })),
+  },
   { additionalProperties: false },
 );
 const DocumentParams = Type.Object({ documentId: Uuid() }, { additionalProperties: false });

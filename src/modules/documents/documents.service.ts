@@ -194,9 +194,13 @@ export function createDocumentsService(deps: Deps) {
       }
     },
 
+    /** Metadata includes the (PHI) name of a record document: audited as document.viewed. */
     async get(ctx: RequestContext, documentId: string): Promise<DocumentView> {
-      const doc = await loadForActor(db, ctx, documentId, 'document.viewed');
-      return codec.toView(doc);
+      return db.transaction(async (tx) => {
+        const doc = await loadForActor(tx, ctx, documentId, 'document.viewed');
+        await audit.record(tx, ctx, { action: 'document.viewed', documentId, recordKind: doc.recordKind ?? undefined, recordId: doc.recordExternalId ?? undefined });
+        return codec.toView(doc);
+      });
     },
 
     /**
@@ -251,6 +255,8 @@ export function createDocumentsService(deps: Deps) {
     async listRecord(ctx: RequestContext, kind: RecordKind, externalId: string, page: { q?: string; cursor?: string; limit: number }): Promise<Page<DocumentView>> {
       const record = await records.resolve(ctx, kind, externalId, 'document.listed');
       let beforeId = decodeCursor(page.cursor, ['uuid'] as const)?.[0];
+      // Listing a record repository reads PHI (names): audited once per page.
+      await audit.recordStandalone(ctx, { action: 'document.listed', recordKind: kind, recordId: externalId });
       const needle = page.q?.toLocaleLowerCase();
       const items: DocumentView[] = [];
       let scanned = 0;

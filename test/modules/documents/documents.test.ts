@@ -272,6 +272,7 @@ t.test('retention: deletion is refused before the date; after it, content and ke
     'document.deleted:denied',
     'document.downloaded:success',
     'document.deleted:success',
+    'document.viewed:success',
   ]);
   t.equal((await h.call('GET', '/v1/audit-events/verify', h.admin())).json().valid, true, 'the audit trail still verifies');
 });
