@@ -65,7 +65,10 @@ export function createMessagesService(deps: Deps) {
         key: idempotencyKey,
         request: input,
         create: async (tx) => {
-          const t = await threads.loadForActor(tx, ctx, threadId, 'message.sent');
+          // The thread lock orders sends and read receipts of one thread: a message id (time
+          // ordered) is minted only after it, so `read upTo` never covers a message that was
+          // still uncommitted when the reader listed the thread.
+          const t = await threads.loadForActor(tx, ctx, threadId, 'message.sent', true);
           const denied = { action: 'message.sent', threadId, recordKind: t.recordKind, recordId: t.recordExternalId };
           if (t.state === 'closed') throw new AppError('thread_closed', 'The thread is closed to new messages', denied);
           if (sideOf(ctx.actor) === 'recipient' && !t.replyAllowed) {
@@ -95,7 +98,7 @@ export function createMessagesService(deps: Deps) {
     /** Marks the other side's messages read up to `upTo`; each newly read message is audited. */
     async markRead(ctx: RequestContext, threadId: string, upTo: string): Promise<{ threadId: string; readAt: string | null; messageIds: string[] }> {
       return db.transaction(async (tx) => {
-        const t = await threads.loadForActor(tx, ctx, threadId, 'message.read');
+        const t = await threads.loadForActor(tx, ctx, threadId, 'message.read', true);
         const target = await repo.find(ctx.actor.orgId, threadId, upTo, tx);
         if (!target) throw new AppError('message_not_in_thread', 'upTo must be a message of this thread');
         const now = clock.now();

@@ -21,12 +21,14 @@ export function createThreadsRepo(db: DbOrTx) {
       await tx.insert(threads).values(row);
     },
 
-    async findWithRecord(orgId: string, threadId: string, tx: DbOrTx = db): Promise<ThreadWithRecord | undefined> {
-      const [row] = await tx
+    /** `forUpdate` locks the thread row: writers of one thread's messages and receipts queue. */
+    async findWithRecord(orgId: string, threadId: string, tx: DbOrTx = db, forUpdate = false): Promise<ThreadWithRecord | undefined> {
+      const query = tx
         .select({ thread: threads, recordKind: records.kind, recordExternalId: records.externalId })
         .from(threads)
         .innerJoin(records, eq(records.id, threads.recordId))
         .where(and(eq(threads.orgId, orgId), eq(threads.id, threadId)));
+      const [row] = forUpdate ? await query.for('update', { of: threads }) : await query;
       return row ? { ...row.thread, recordKind: row.recordKind, recordExternalId: row.recordExternalId } : undefined;
     },
 

@@ -87,8 +87,8 @@ export function createThreadsService(deps: Deps) {
   const recordOf = (t: ThreadWithRecord): RecordRef => ({ kind: t.recordKind, id: t.recordExternalId });
 
   /** The thread if the caller may see it; otherwise 404 (denials on a real thread are audited). */
-  async function loadForActor(tx: DbOrTx, ctx: RequestContext, threadId: string, action: string): Promise<ThreadWithRecord> {
-    const thread = await repo.findWithRecord(ctx.actor.orgId, threadId, tx);
+  async function loadForActor(tx: DbOrTx, ctx: RequestContext, threadId: string, action: string, forUpdate = false): Promise<ThreadWithRecord> {
+    const thread = await repo.findWithRecord(ctx.actor.orgId, threadId, tx, forUpdate);
     if (!thread) throw new AppError('not_found', 'No thread with that id');
     const { actor } = ctx;
     if (actor.role === 'patron' && !(actor.rec?.kind === thread.recordKind && actor.rec.id === thread.recordExternalId)) {
