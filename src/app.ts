@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { systemClock, type Clock } from './lib/clock.js';
-import { KeyRing } from './lib/crypto/index.js';
+import { createCheckpointSigner, KeyRing } from './lib/crypto/index.js';
 import { createLogger } from './lib/logger.js';
 import { Problem } from './lib/schemas.js';
 import { createValidatorCompiler } from './lib/validation.js';
@@ -153,7 +153,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const accessRepo = createAccessRepo(db);
   const outboxRepo = createOutboxRepo(db);
 
-  const audit = createAuditService({ db, repo: auditRepo, clock });
+  const audit = createAuditService({ db, repo: auditRepo, clock, signer: createCheckpointSigner(config.auditCheckpointKey) });
   const idempotency = createIdempotencyService({ db, repo: idempotencyRepo, keyRing, clock });
   const records = createRecordsService({ db, repo: recordsRepo, keyRing, audit, clock });
   const storage = createStorageService({ db, repo: storageRepo, audit, defaults: config });
@@ -193,6 +193,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     perIpPerMinute: config.externalAccess.perIpPerMinute,
     keyGenerator: ipBucket,
   });
+
+  if (config.auditCheckpointMinutes > 0) {
+    // Signed heads go to the log on a schedule, so a copy of each org's chain head lives
+    // outside the database (log shipping keeps it).
+    const every = setInterval(() => {
+      audit.publishCheckpoints(app.log).catch((err: unknown) => app.log.error({ errorName: (err as Error).name }, 'checkpoint publishing failed'));
+    }, config.auditCheckpointMinutes * 60_000);
+    every.unref();
+    app.addHook('onClose', async () => clearInterval(every));
+  }
 
   const pollMs = options.mailPollMs ?? 1000;
   if (pollMs > 0) mail.start(pollMs);

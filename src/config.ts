@@ -35,6 +35,10 @@ export interface Config {
   jwt: JwtConfig;
   /** Raw key ring text `v2:<base64>,v1:<base64>`; parsed only by src/lib/crypto. */
   encryptionKeys: string;
+  /** HMAC key (base64, 32+ bytes) for signed audit checkpoints; parsed only by src/lib/crypto. */
+  auditCheckpointKey: string;
+  /** How often the current audit heads are signed and logged (0 = only on demand). */
+  auditCheckpointMinutes: number;
   smtpUrl?: string;
   mailFrom: string;
   mailDir: string;
@@ -117,6 +121,7 @@ function parseBlobStore(env: Env): Config['blobStore'] {
 interface DevSecrets {
   jwtSecret: string;
   encryptionKeys: string;
+  auditCheckpointKey?: string;
 }
 
 /** Dev secrets live in DATA_DIR/dev-secrets.json, created on first start (never in production). */
@@ -125,13 +130,20 @@ function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
   if (existsSync(file)) {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevSecrets>;
     if (typeof parsed.jwtSecret === 'string' && typeof parsed.encryptionKeys === 'string') {
-      return { jwtSecret: parsed.jwtSecret, encryptionKeys: parsed.encryptionKeys };
+      if (typeof parsed.auditCheckpointKey !== 'string') {
+        // Written by an older version: add the newer secret, keep the others.
+        const upgraded = { ...parsed, auditCheckpointKey: randomBytes(32).toString('base64') } as DevSecrets;
+        writeFileSync(file, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
+        return upgraded;
+      }
+      return { jwtSecret: parsed.jwtSecret, encryptionKeys: parsed.encryptionKeys, auditCheckpointKey: parsed.auditCheckpointKey };
     }
   }
   mkdirSync(dataDir, { recursive: true });
   const secrets: DevSecrets = {
     jwtSecret: randomBytes(32).toString('base64url'),
     encryptionKeys: `v1:${randomBytes(32).toString('base64')}`,
+    auditCheckpointKey: randomBytes(32).toString('base64'),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -190,6 +202,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     if (!nonEmpty(env, 'ENCRYPTION_KEYS')) {
       throw new ConfigError('ENCRYPTION_KEYS', 'production requires ENCRYPTION_KEYS');
     }
+    if (!nonEmpty(env, 'AUDIT_CHECKPOINT_KEY')) {
+      throw new ConfigError('AUDIT_CHECKPOINT_KEY', 'production requires AUDIT_CHECKPOINT_KEY (base64 of 32 random bytes)');
+    }
   }
 
   const jwt = parseJwt(env, getDev, devSecrets);
@@ -201,6 +216,16 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   } else {
     devSecrets.push('ENCRYPTION_KEYS');
     encryptionKeys = getDev().encryptionKeys;
+  }
+
+  let auditCheckpointKey = nonEmpty(env, 'AUDIT_CHECKPOINT_KEY');
+  if (auditCheckpointKey !== undefined) {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(auditCheckpointKey) || Buffer.from(auditCheckpointKey, 'base64').length < 32) {
+      throw new ConfigError('AUDIT_CHECKPOINT_KEY', 'must be base64 of at least 32 bytes');
+    }
+  } else {
+    devSecrets.push('AUDIT_CHECKPOINT_KEY');
+    auditCheckpointKey = getDev().auditCheckpointKey!;
   }
 
   const host = nonEmpty(env, 'HOST') ?? '127.0.0.1';
@@ -221,6 +246,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     redisUrl: parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwt,
     encryptionKeys,
+    auditCheckpointKey,
+    auditCheckpointMinutes: nonEmpty(env, 'AUDIT_CHECKPOINT_MINUTES') === '0' ? 0 : parsePositiveInt(env, 'AUDIT_CHECKPOINT_MINUTES', 60, 10_080),
     smtpUrl: parseUrl(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom,
     mailDir,

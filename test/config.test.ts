@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sc-config-'));
 const KEYS = `v1:${randomBytes(32).toString('base64')}`;
 const SECRET = randomBytes(32).toString('hex');
+const CHECKPOINT_KEY = randomBytes(32).toString('base64');
 
 function refuses(t: Test, env: Record<string, string>, variable: string) {
   try {
@@ -31,7 +32,7 @@ t.test('defaults for development', async (t) => {
   t.equal(config.portalUrl, 'http://localhost:3000/portal');
   t.equal(config.blobStore, 'postgres');
   t.equal(config.redisUrl, undefined);
-  t.same(config.devSecrets.sort(), ['ENCRYPTION_KEYS', 'JWT_SECRET']);
+  t.same(config.devSecrets.sort(), ['AUDIT_CHECKPOINT_KEY', 'ENCRYPTION_KEYS', 'JWT_SECRET']);
   const file = path.join(dir, 'dev-secrets.json');
   t.ok(existsSync(file), 'dev secrets are generated in DATA_DIR');
   const again = loadConfig({ DATA_DIR: dir });
@@ -48,6 +49,7 @@ t.test('every variable is read and validated', async (t) => {
     REDIS_URL: 'redis://cache:6379',
     JWT_SECRET: SECRET,
     ENCRYPTION_KEYS: KEYS,
+    AUDIT_CHECKPOINT_KEY: CHECKPOINT_KEY,
     SMTP_URL: 'smtp://mail:25',
     MAIL_FROM: 'Care <care@example.org>',
     MAIL_DIR: '/tmp/pickup',
@@ -85,6 +87,7 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
   refuses(t, { ...real, TRUST_PROXY: 'maybe' }, 'TRUST_PROXY');
   refuses(t, { JWT_SECRET: SECRET, ENCRYPTION_KEYS: 'v1:tooshort' }, 'ENCRYPTION_KEYS');
   refuses(t, { JWT_SECRET: 'short', ENCRYPTION_KEYS: KEYS }, 'JWT_SECRET');
+  refuses(t, { ...real, AUDIT_CHECKPOINT_KEY: 'c2hvcnQ=' }, 'AUDIT_CHECKPOINT_KEY');
   refuses(t, { JWT_PUBLIC_KEY: 'not a pem', ENCRYPTION_KEYS: KEYS }, 'JWT_PUBLIC_KEY');
   refuses(t, { JWT_SECRET: SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x', ENCRYPTION_KEYS: KEYS }, 'JWT_SECRET');
 });
@@ -93,8 +96,9 @@ t.test('production refuses to start without real secrets and never touches DATA_
   const dir = tmp();
   refuses(t, { NODE_ENV: 'production', DATA_DIR: dir, ENCRYPTION_KEYS: KEYS }, 'JWT_SECRET');
   refuses(t, { NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET }, 'ENCRYPTION_KEYS');
+  refuses(t, { NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS }, 'AUDIT_CHECKPOINT_KEY');
   t.same(readdirSync(dir), [], 'nothing was written to DATA_DIR');
-  const config = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS });
+  const config = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS, AUDIT_CHECKPOINT_KEY: CHECKPOINT_KEY });
   t.equal(config.env, 'production');
   t.same(config.devSecrets, []);
   t.same(readdirSync(dir), [], 'still nothing in DATA_DIR');

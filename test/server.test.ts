@@ -14,7 +14,7 @@ const TSX = ['--import', 'tsx'];
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'ENCRYPTION_KEYS', 'NODE_ENV', 'PORT', 'DATA_DIR']) delete env[name];
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'ENCRYPTION_KEYS', 'AUDIT_CHECKPOINT_KEY', 'NODE_ENV', 'PORT', 'DATA_DIR']) delete env[name];
   return { ...env, ...extra };
 }
 

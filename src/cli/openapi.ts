@@ -13,7 +13,12 @@ const OUT = path.resolve('openapi/openapi.json');
 const mode = process.argv.includes('--check') ? 'check' : 'write';
 
 const config = loadConfig(
-  { NODE_ENV: 'test', JWT_SECRET: randomBytes(32).toString('hex'), ENCRYPTION_KEYS: `v1:${randomBytes(32).toString('base64')}` },
+  {
+    NODE_ENV: 'test',
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    ENCRYPTION_KEYS: `v1:${randomBytes(32).toString('base64')}`,
+    AUDIT_CHECKPOINT_KEY: randomBytes(32).toString('base64'),
+  },
   { overrides: { pgliteDir: null, databaseUrl: undefined } },
 );
 const app = await buildApp(config, { logger: createLogger('silent') });

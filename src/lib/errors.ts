@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   attachment_private: { status: 422, title: 'A private library document cannot be attached' },
   attachment_wrong_record: { status: 422, title: "Only library documents and documents of the thread's own record can be attached" },
   attachment_not_allowed: { status: 422, title: 'Patrons may attach only documents they uploaded' },
+  checkpoint_invalid: { status: 422, title: 'The checkpoint signature is not valid' },
   idempotency_key_reused: { status: 422, title: 'The Idempotency-Key was used for a different request' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal server error' },

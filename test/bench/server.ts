@@ -37,6 +37,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
       DATABASE_URL: databaseUrl,
       JWT_SECRET: secret,
       ENCRYPTION_KEYS: `v1:${randomBytes(32).toString('base64')}`,
+      AUDIT_CHECKPOINT_KEY: randomBytes(32).toString('base64'),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

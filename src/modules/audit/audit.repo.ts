@@ -49,6 +49,41 @@ export function createAuditRepo(db: DbOrTx) {
         .limit(page.limit + 1);
     },
 
+    /** Events matching the filters after `afterSeq`, in chain order (for streaming exports). */
+    async exportBatch(orgId: string, filters: AuditFilters, afterSeq: number, limit: number) {
+      return db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.orgId, orgId), gt(auditEvents.seq, afterSeq), ...filterConditions(filters)))
+        .orderBy(asc(auditEvents.seq))
+        .limit(limit);
+    },
+
+    /** The event at a position of the chain. */
+    async atSeq(orgId: string, seq: number) {
+      const [row] = await db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.seq, seq)));
+      return row;
+    },
+
+    /** The first event at or after `from` (where a ranged verification starts). */
+    async firstFrom(orgId: string, from: Date) {
+      const [row] = await db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.orgId, orgId), gte(auditEvents.occurredAt, from)))
+        .orderBy(asc(auditEvents.seq))
+        .limit(1);
+      return row;
+    },
+
+    /** Organizations with a chain (for the checkpoint schedule and the CLI). */
+    async orgs() {
+      return db.select({ orgId: auditChainHeads.orgId, seq: auditChainHeads.seq, hash: auditChainHeads.hash }).from(auditChainHeads);
+    },
+
     /** A batch of the chain in seq order, for verification. */
     async chainBatch(orgId: string, afterSeq: number, limit: number) {
       return db

@@ -1,6 +1,8 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Readable } from 'node:stream';
 import { requestContext } from '../../plugins/auth.js';
+import { AppError } from '../../lib/errors.js';
 import { NO_CONTROL, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE, parseInstant } from '../../lib/pagination.js';
 import type { AuditService } from './audit.service.js';
@@ -47,7 +49,7 @@ export const ChainVerification = Type.Object(
         {
           seq: Type.Integer(),
           eventId: Type.Union([Uuid(), Type.Null()]),
-          problem: StringEnum(['hash_mismatch', 'prev_hash_mismatch', 'sequence_gap'] as const),
+          problem: StringEnum(['hash_mismatch', 'prev_hash_mismatch', 'sequence_gap', 'truncated_before_checkpoint', 'checkpoint_mismatch'] as const),
         },
         { additionalProperties: false },
       ),
@@ -58,7 +60,23 @@ export const ChainVerification = Type.Object(
   { $id: 'ChainVerification', additionalProperties: false },
 );
 
-export const auditSchemas = [AuditEvent, AuditEventPage, ChainVerification];
+export const Checkpoint = Type.Object(
+  {
+    orgId: Type.String({ maxLength: 128 }),
+    seq: Type.Integer({ minimum: 0 }),
+    hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    at: Type.String({ format: 'date-time' }),
+    signature: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'HMAC-SHA256 under AUDIT_CHECKPOINT_KEY' }),
+  },
+  { $id: 'AuditCheckpoint', additionalProperties: false, description: "A signed statement of an organization's chain head" },
+);
+
+export const VerifyAgainstCheckpoint = Type.Object(
+  { checkpoint: ref(Checkpoint) },
+  { $id: 'VerifyAgainstCheckpoint', additionalProperties: false },
+);
+
+export const auditSchemas = [AuditEvent, AuditEventPage, ChainVerification, Checkpoint, VerifyAgainstCheckpoint];
 
 const AuditQuery = Type.Object(
   {
@@ -71,6 +89,19 @@ const AuditQuery = Type.Object(
     from: Type.Optional(Type.String({ format: 'date-time' })),
     to: Type.Optional(Type.String({ format: 'date-time' })),
     order: Type.Optional(StringEnum(['asc', 'desc'] as const, { default: 'asc' })),
+  },
+  { additionalProperties: false },
+);
+
+const ExportQuery = Type.Object(
+  {
+    recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
+    threadId: Type.Optional(Uuid()),
+    actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
+    action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
+    outcome: Type.Optional(Outcome),
+    from: Type.Optional(Type.String({ format: 'date-time' })),
+    to: Type.Optional(Type.String({ format: 'date-time' })),
   },
   { additionalProperties: false },
 );
@@ -107,10 +138,88 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         operationId: 'verifyAuditChain',
         tags: ['audit'],
         summary: "Recompute the organization's hash chain",
-        description: 'Admins only. Reports the first broken link, if any, and the current head.',
-        response: { 200: ref(ChainVerification), ...problems(401, 403) },
+        description:
+          'Admins only. Reports the first broken link, if any, and the head reached. With from/to, verifies that window ' +
+          "(starting from the first event's own prev_hash).",
+        querystring: Type.Object(
+          { from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: ref(ChainVerification), ...problems(400, 401, 403) },
       },
     },
-    async (req) => service.verify(requestContext(req).actor.orgId),
+    async (req) =>
+      service.verify(requestContext(req).actor.orgId, { from: parseInstant(req.query.from, 'querystring/from'), to: parseInstant(req.query.to, 'querystring/to') }),
+  );
+
+  app.post(
+    '/v1/audit-events/verify',
+    {
+      onRequest: app.authorize(['admin'], 'audit.verified'),
+      schema: {
+        operationId: 'verifyAuditChainAgainstCheckpoint',
+        tags: ['audit'],
+        summary: 'Verify the chain against a saved, signed checkpoint',
+        description:
+          'Admins only. Detects a rewritten chain (the event at the checkpoint position no longer has its hash) and a ' +
+          'truncated tail (the chain no longer reaches the checkpoint). 422 when the signature is not valid.',
+        body: ref(VerifyAgainstCheckpoint),
+        response: { 200: ref(ChainVerification), ...problems(400, 401, 403, 422) },
+      },
+    },
+    async (req) => {
+      const { checkpoint } = req.body;
+      const orgId = requestContext(req).actor.orgId;
+      if (checkpoint.orgId !== orgId || !service.verifyCheckpointSignature(checkpoint)) {
+        throw new AppError('checkpoint_invalid', 'The checkpoint is not signed by this service for your organization');
+      }
+      return service.verify(orgId, { checkpoint });
+    },
+  );
+
+  app.get(
+    '/v1/audit-events/checkpoint',
+    {
+      onRequest: app.authorize(['admin'], 'audit.checkpoint'),
+      schema: {
+        operationId: 'getAuditCheckpoint',
+        tags: ['audit'],
+        summary: "A signed checkpoint of the organization's chain head",
+        description: 'Admins only. Keep it somewhere the database cannot reach; later, POST it to /v1/audit-events/verify.',
+        response: { 200: ref(Checkpoint), ...problems(401, 403) },
+      },
+    },
+    async (req) => {
+      const checkpoint = await service.checkpoint(requestContext(req).actor.orgId);
+      req.log.info({ auditCheckpoint: checkpoint }, 'audit checkpoint (on demand)');
+      return checkpoint;
+    },
+  );
+
+  app.get(
+    '/v1/audit-events/export',
+    {
+      onRequest: app.authorize(['admin'], 'audit.exported'),
+      schema: {
+        operationId: 'exportAuditEvents',
+        tags: ['audit'],
+        summary: 'Stream the audit trail as NDJSON',
+        description: 'Admins only. One AuditEvent per line, in chain order, streamed in batches (never buffered whole). Same filters as the list.',
+        querystring: ExportQuery,
+        response: {
+          200: { description: 'NDJSON: one AuditEvent per line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+          ...problems(400, 401, 403),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { from, to, ...filters } = req.query;
+      const lines = service.exportLines(requestContext(req).actor.orgId, {
+        ...filters,
+        from: parseInstant(from, 'querystring/from'),
+        to: parseInstant(to, 'querystring/to'),
+      });
+      return reply.type('application/x-ndjson').send(Readable.from(lines) as unknown as string);
+    },
   );
 };

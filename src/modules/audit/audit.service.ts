@@ -11,6 +11,7 @@ import type { Db, DbOrTx } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/context.js';
 import { newId } from '../../lib/ids.js';
+import type { CheckpointPayload, CheckpointSigner } from '../../lib/crypto/index.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import { chainHash, findChainBreak, GENESIS_HASH, type ChainBreak } from './audit-chain.js';
 import type { AuditEventRow, AuditFilters, AuditRepo } from './audit.repo.js';
@@ -50,9 +51,10 @@ export interface AuditEventView {
 }
 
 const VERIFY_BATCH = 1000;
+const EXPORT_BATCH = 1000;
 
-export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock }) {
-  const { db, repo, clock } = deps;
+export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock; signer: CheckpointSigner }) {
+  const { db, repo, clock, signer } = deps;
 
   async function record(tx: DbOrTx, ctx: RequestContext, input: AuditInput): Promise<void> {
     const orgId = ctx.actor.orgId;
@@ -102,26 +104,92 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       return toPage(rows, page.limit, toView, (r) => [r.seq]);
     },
 
-    /** Recomputes the org's whole chain in batches; reports the first break and the head. */
-    async verify(orgId: string): Promise<{ valid: boolean; checked: number; firstBreak: ChainBreak | null; head: { seq: number; hash: string } }> {
+    /**
+     * Recomputes the org's hash chain in batches: from the genesis, or from the first event at
+     * or after `from` (trusting that event's prev_hash), up to `to` or the head. Reports the
+     * first broken link and the head reached. Against a saved checkpoint it also proves that
+     * the event at the checkpoint's position still has the checkpoint's hash (no rewrite) and
+     * that the chain still reaches that far (no truncated tail).
+     */
+    async verify(orgId: string, options: { from?: Date; to?: Date; checkpoint?: { seq: number; hash: string } } = {}): Promise<VerifyResult> {
       let cursor = { seq: 0, hash: GENESIS_HASH };
+      if (options.from) {
+        const first = await repo.firstFrom(orgId, options.from);
+        if (first) cursor = { seq: first.seq - 1, hash: first.prevHash };
+      }
+      const ranged = options.from !== undefined || options.to !== undefined;
       let checked = 0;
+      let checkpointHash: string | null = null;
       for (;;) {
-        const batch = await repo.chainBatch(orgId, cursor.seq, VERIFY_BATCH);
+        let batch = await repo.chainBatch(orgId, cursor.seq, VERIFY_BATCH);
+        const full = batch.length === VERIFY_BATCH;
+        if (options.to) batch = batch.filter((e) => e.occurredAt <= options.to!);
+        const cp = options.checkpoint;
+        if (cp) checkpointHash = batch.find((e) => e.seq === cp.seq)?.hash ?? checkpointHash;
         const result = findChainBreak(batch, cursor);
         if (result.break) return { valid: false, checked: checked + (result.head.seq - cursor.seq), firstBreak: result.break, head: result.head };
         checked += batch.length;
         cursor = result.head;
-        if (batch.length < VERIFY_BATCH) break;
+        if (!full || (options.to && batch.length < VERIFY_BATCH)) break;
       }
-      const stored = await repo.head(orgId);
-      if (stored.seq !== cursor.seq || stored.hash !== cursor.hash) {
-        // The head row says more events existed than the table holds: the tail was removed.
-        return { valid: false, checked, firstBreak: { seq: cursor.seq + 1, eventId: null, problem: 'sequence_gap' }, head: cursor };
+      if (options.checkpoint) {
+        const cp = options.checkpoint;
+        if (cursor.seq < cp.seq) return { valid: false, checked, firstBreak: { seq: cursor.seq + 1, eventId: null, problem: 'truncated_before_checkpoint' }, head: cursor };
+        if (checkpointHash !== cp.hash) return { valid: false, checked, firstBreak: { seq: cp.seq, eventId: null, problem: 'checkpoint_mismatch' }, head: cursor };
+      }
+      if (!ranged) {
+        const stored = await repo.head(orgId);
+        if (stored.seq !== cursor.seq || stored.hash !== cursor.hash) {
+          // The head row says more events existed than the table holds: the tail was removed.
+          return { valid: false, checked, firstBreak: { seq: cursor.seq + 1, eventId: null, problem: 'sequence_gap' }, head: cursor };
+        }
       }
       return { valid: true, checked, firstBreak: null, head: cursor };
     },
+
+    /** Streams matching events as NDJSON lines, a batch at a time: memory stays flat. */
+    async *exportLines(orgId: string, filters: AuditFilters): AsyncGenerator<string> {
+      let after = 0;
+      for (;;) {
+        const batch = await repo.exportBatch(orgId, filters, after, EXPORT_BATCH);
+        if (batch.length > 0) yield batch.map((r) => `${JSON.stringify(toView(r))}\n`).join('');
+        if (batch.length < EXPORT_BATCH) return;
+        after = batch[batch.length - 1]!.seq;
+      }
+    },
+
+    /** The org's current head, signed with the checkpoint key. */
+    async checkpoint(orgId: string): Promise<Checkpoint> {
+      const head = await repo.head(orgId);
+      const payload = { orgId, seq: head.seq, hash: head.hash, at: clock.now().toISOString() };
+      return { ...payload, signature: signer.sign(payload) };
+    },
+
+    verifyCheckpointSignature(checkpoint: Checkpoint): boolean {
+      return signer.verify(checkpoint, checkpoint.signature);
+    },
+
+    /** Publishes every org's signed head to the log (scheduled, and on demand). */
+    async publishCheckpoints(log: { info(obj: object, msg: string): void }): Promise<number> {
+      const orgs = await repo.orgs();
+      for (const o of orgs) {
+        const payload = { orgId: o.orgId, seq: o.seq, hash: o.hash, at: clock.now().toISOString() };
+        log.info({ auditCheckpoint: { ...payload, signature: signer.sign(payload) } }, 'audit checkpoint');
+      }
+      return orgs.length;
+    },
   };
+}
+
+export interface Checkpoint extends CheckpointPayload {
+  signature: string;
+}
+
+export interface VerifyResult {
+  valid: boolean;
+  checked: number;
+  firstBreak: (Omit<ChainBreak, 'problem'> & { problem: ChainBreak['problem'] | 'truncated_before_checkpoint' | 'checkpoint_mismatch' }) | null;
+  head: { seq: number; hash: string };
 }
 
 function toView(r: AuditEventRow): AuditEventView {
