@@ -35,6 +35,8 @@ import { createRecordsService } from './modules/records/records.service.js';
 import { createThreadsRepo } from './modules/threads/threads.repo.js';
 import { threadRoutes, threadSchemas } from './modules/threads/threads.routes.js';
 import { createThreadsService } from './modules/threads/threads.service.js';
+import { createKeysRepo } from './modules/keys/keys.repo.js';
+import { createKeysService } from './modules/keys/keys.service.js';
 import { createAttachmentsRepo } from './modules/attachments/attachments.repo.js';
 import { createAttachmentsService } from './modules/attachments/attachments.service.js';
 import { createPostgresBlobStore } from './modules/documents/blob-store.js';
@@ -99,8 +101,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? null : config.pgliteDir }));
   try {
     if (ownsDatabase) await migrate(database.db);
+    // Refuse to start when stored rows use a key version the ring lacks: reads would fail.
+    const missing = await createKeysService({ db: database.db, repo: createKeysRepo(database.db), keyRing }).missingVersions();
+    if (missing.length > 0) {
+      throw new Error(
+        `ENCRYPTION_KEYS lacks ${missing.map((v) => `v${v}`).join(', ')}, which stored rows still use: put it back ` +
+          '(after the newest version) and run npm run keys:rewrap before removing it',
+      );
+    }
   } catch (error) {
-    await database.close();
+    if (ownsDatabase) await database.close();
     throw error;
   }
 
