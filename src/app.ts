@@ -173,12 +173,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const codec = createDocumentCodec(keyRing);
   const documents = createDocumentsService({ db, repo: documentsRepo, recordsRepo, threadsRepo, records, storage, blobs, codec, keyRing, audit, clock });
   const attachments = createAttachmentsService({ repo: attachmentsRepo, documentsRepo, codec, audit });
-  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, keyRing, audit, clock });
+  const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, storage, accessRepo, keyRing, audit, clock });
   const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, notices, audit, clock });
   const access = createAccessService({ db, repo: accessRepo, threadsRepo, threads, recordsRepo, records, storage, mail, keyRing, audit, clock, config });
   app.decorate('mail', mail);
 
-  await app.register(errorsPlugin, { recordAudit: (request, input) => audit.recordStandalone(requestContext(request), input) });
+  await app.register(errorsPlugin, {
+    recordAudit: (request, input, ownerOrgId) => {
+      const ctx = requestContext(request);
+      return audit.recordStandalone(ownerOrgId ? { ...ctx, actor: { ...ctx.actor, orgId: ownerOrgId } } : ctx, input);
+    },
+  });
   await app.register(securityHeaders);
   await app.register(swaggerPlugin, { schemas: NAMED_SCHEMAS });
   await app.register(authPlugin, { jwt: config.jwt });

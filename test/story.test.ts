@@ -131,6 +131,12 @@ t.test('the foundation story', async (t) => {
       ['thread.updated', 'success', 'staff', 'staff-alice'],
       ['message.sent', 'success', 'patron', 'patron-customer:cust-1'],
       ['thread.listed', 'success', 'staff', 'staff-alice'],
+      // Step 8: each probe of this org's thread by another org is a denied event in this
+      // org's trail (the prober only saw 404s).
+      ...['thread.opened', 'thread.updated', 'message.listed', 'message.sent', 'message.read'].flatMap((action) => [
+        [action, 'denied', 'staff', 'mallory'],
+        [action, 'denied', 'admin', 'mallory-admin'],
+      ]),
     ]);
     t.same(events.map((e) => e.seq), events.map((_, i) => i + 1), 'seq runs 1..n with no gap');
     t.equal(events[2]!.threadId, thread.id);

@@ -78,6 +78,8 @@ export const threads = pgTable(
     createdAt: timestamptz('created_at').notNull(),
     updatedAt: timestamptz('updated_at').notNull(),
     lastActivityAt: timestamptz('last_activity_at').notNull(),
+    /** Set by crypto-shredding after retention: subject, bodies and the key are gone. */
+    deletedAt: timestamptz('deleted_at'),
   },
   (t) => [index('threads_org_record_activity_idx').on(t.orgId, t.recordId, t.lastActivityAt.desc(), t.id.desc())],
 );

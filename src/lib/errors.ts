@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   document_deleted: { status: 410, title: 'The document was deleted after its retention period' },
+  thread_deleted: { status: 410, title: 'The thread was deleted after its retention period' },
   retention_period_active: { status: 409, title: 'The retention period has not ended' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   storage_quota_exceeded: { status: 413, title: "The organization's storage allocation would be exceeded" },
@@ -44,6 +45,9 @@ export interface DeniedAudit {
   threadId?: string;
   messageId?: string;
   linkId?: string;
+  /** When the object belongs to another organization: the event goes into the owner's chain. */
+  ownerOrgId?: string;
+  reason?: string;
 }
 
 export class AppError extends Error {

@@ -16,7 +16,8 @@ import { sqlState } from '../db/util.js';
 import type { AuditInput } from '../modules/audit/audit.service.js';
 
 export interface ErrorsPluginOptions {
-  recordAudit(request: FastifyRequest, input: AuditInput): Promise<void>;
+  /** Writes a standalone event; `ownerOrgId` puts it into another organization's chain. */
+  recordAudit(request: FastifyRequest, input: AuditInput, ownerOrgId?: string): Promise<void>;
 }
 
 interface ProblemBody {
@@ -86,8 +87,9 @@ export default fp(
     app.setErrorHandler(async (error: FastifyError | AppError | Error, request, reply) => {
       if (error instanceof AppError) {
         if (error.deniedAudit && request.actor) {
+          const { ownerOrgId, ...denied } = error.deniedAudit;
           await opts
-            .recordAudit(request, { ...error.deniedAudit, outcome: 'denied', reason: error.code })
+            .recordAudit(request, { reason: error.code, ...denied, outcome: 'denied' }, ownerOrgId)
             .catch((e: unknown) => request.log.error({ err: e }, 'could not audit a denied attempt'));
         }
         return sendProblem(reply, problemBody(error.code, request.id, error.detail));

@@ -65,6 +65,16 @@ export function createAccessRepo(db: DbOrTx) {
       await tx.update(externalSessions).set({ expiresAt: at }).where(eq(externalSessions.id, id));
     },
 
+    /** Crypto-shredding of a thread: its links lose their (sealed) address and stop working. */
+    async shredThreadLinks(orgId: string, threadId: string, at: Date, tx: DbOrTx) {
+      const links = await tx
+        .update(accessLinks)
+        .set({ emailSealed: Buffer.alloc(0), revokedAt: sql`coalesce(${accessLinks.revokedAt}, ${at.toISOString()}::timestamptz)` })
+        .where(and(eq(accessLinks.orgId, orgId), eq(accessLinks.threadId, threadId)))
+        .returning({ id: accessLinks.id });
+      for (const link of links) await this.endSessionsOfLink(link.id, at, tx);
+    },
+
     /** Sessions end with their link: revocation expires them all at once. */
     async endSessionsOfLink(linkId: string, at: Date, tx: DbOrTx = db) {
       await tx

@@ -95,7 +95,11 @@ export function createAccessService(deps: Deps) {
   }
 
   function toView(link: AccessLinkRow, thread: ThreadWithRecord): AccessLinkView {
-    const email = threads.threadKey(thread).openText(link.emailSealed, accessLinkEmailAad(link.orgId, link.threadId, link.id));
+    // A shredded thread's links keep their metadata but no longer have an address.
+    const email =
+      link.emailSealed.length === 0
+        ? '(deleted)'
+        : threads.threadKey(thread).openText(link.emailSealed, accessLinkEmailAad(link.orgId, link.threadId, link.id));
     return {
       id: link.id,
       threadId: link.threadId,

@@ -44,6 +44,14 @@ export function createMessagesRepo(db: DbOrTx) {
         .limit(page.limit + 1);
     },
 
+    /** Crypto-shredding: bodies and author names of a thread's messages are destroyed. */
+    async shredThread(orgId: string, threadId: string, tx: DbOrTx) {
+      await tx
+        .update(messages)
+        .set({ body: Buffer.alloc(0), authorName: null })
+        .where(and(eq(messages.orgId, orgId), eq(messages.threadId, threadId)));
+    },
+
     /**
      * Sets read_at on `fromSide`'s unread messages up to and including `upToId`. The
      * `read_at is null` guard makes it set-once: an earlier read time never moves.

@@ -81,8 +81,8 @@ export function createStorageService(deps: { db: Db; repo: StorageRepo; audit: A
     },
 
     /** When a document created now may first be deleted, under the org's retention period. */
-    async retentionUntil(orgId: string, createdAt: Date): Promise<Date> {
-      const years = retentionOf(await repo.get(orgId));
+    async retentionUntil(orgId: string, createdAt: Date, tx?: DbOrTx): Promise<Date> {
+      const years = retentionOf(await repo.get(orgId, tx));
       const until = new Date(createdAt);
       until.setUTCFullYear(until.getUTCFullYear() + years);
       return until;

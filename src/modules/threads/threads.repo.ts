@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { messages, records, threads } from '../../db/schema.js';
 import type { Side } from '../../lib/context.js';
@@ -32,7 +32,18 @@ export function createThreadsRepo(db: DbOrTx) {
       return row ? { ...row.thread, recordKind: row.recordKind, recordExternalId: row.recordExternalId } : undefined;
     },
 
-    async update(orgId: string, threadId: string, fields: Partial<Pick<ThreadRow, 'replyAllowed' | 'state' | 'updatedAt' | 'lastActivityAt'>>, tx: DbOrTx = db) {
+    /** The organization a thread belongs to, whoever asks (to audit cross-organization probes). */
+    async ownerOrg(threadId: string, tx: DbOrTx = db): Promise<string | undefined> {
+      const [row] = await tx.select({ orgId: threads.orgId }).from(threads).where(eq(threads.id, threadId));
+      return row?.orgId;
+    },
+
+    async update(
+      orgId: string,
+      threadId: string,
+      fields: Partial<Pick<ThreadRow, 'replyAllowed' | 'state' | 'updatedAt' | 'lastActivityAt' | 'wrappedKey' | 'subject' | 'deletedAt'>>,
+      tx: DbOrTx = db,
+    ) {
       await tx
         .update(threads)
         .set(fields)
@@ -63,6 +74,7 @@ export function createThreadsRepo(db: DbOrTx) {
           and(
             eq(threads.orgId, orgId),
             eq(threads.recordId, recordId),
+            isNull(threads.deletedAt),
             after ? sql`(${threads.lastActivityAt}, ${threads.id}) < (${after.at}::timestamptz, ${after.id}::uuid)` : undefined,
           ),
         )

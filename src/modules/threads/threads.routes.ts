@@ -55,7 +55,12 @@ export const ThreadPatch = Type.Object(
   { $id: 'ThreadPatch', additionalProperties: false, minProperties: 1 },
 );
 
-export const threadSchemas = [RecordRef, Thread, ThreadPage, CreateThread, ThreadCreated, ThreadPatch];
+export const ThreadDeleted = Type.Object(
+  { id: Uuid(), deletedAt: Type.String({ format: 'date-time' }) },
+  { $id: 'ThreadDeleted', additionalProperties: false },
+);
+
+export const threadSchemas = [RecordRef, Thread, ThreadPage, CreateThread, ThreadCreated, ThreadPatch, ThreadDeleted];
 
 const ThreadParams = Type.Object({ threadId: Uuid() }, { additionalProperties: false });
 const ListQuery = Type.Object(PageQuery, { additionalProperties: false });
@@ -113,6 +118,24 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
       },
     },
     async (req) => service.update(requestContext(req), req.params.threadId, req.body),
+  );
+
+  app.delete(
+    '/v1/threads/:threadId',
+    {
+      onRequest: app.authorize(['staff', 'admin'], 'thread.deleted'),
+      schema: {
+        operationId: 'deleteThread',
+        tags: ['threads'],
+        summary: 'Delete a thread after its retention date',
+        description:
+          'Refused (409) until the last activity plus the organization retention period. After it, the thread key, subject ' +
+          'and message bodies are destroyed (crypto-shredding); ids, timestamps and the audit trail stay, and reads answer 410.',
+        params: ThreadParams,
+        response: { 200: ref(ThreadDeleted), ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req) => service.remove(requestContext(req), req.params.threadId),
   );
 
   for (const kind of ['customer', 'volunteer'] as const satisfies readonly Kind[]) {

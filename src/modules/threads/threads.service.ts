@@ -16,6 +16,8 @@ import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
 import type { AttachmentsService } from '../attachments/attachments.service.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { Notices } from '../mail/notices.js';
+import type { StorageService } from '../storage/storage.service.js';
+import type { AccessRepo } from '../access/access.repo.js';
 import type { IdempotencyService } from '../idempotency/idempotency.service.js';
 import { buildMessageRow, toMessageView, type MessageView } from '../messages/message-codec.js';
 import type { MessagesRepo } from '../messages/messages.repo.js';
@@ -58,13 +60,15 @@ interface Deps {
   idempotency: IdempotencyService;
   attachments: AttachmentsService;
   notices: Notices;
+  storage: StorageService;
+  accessRepo: AccessRepo;
   keyRing: KeyRing;
   audit: AuditService;
   clock: Clock;
 }
 
 export function createThreadsService(deps: Deps) {
-  const { db, repo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, keyRing, audit, clock } = deps;
+  const { db, repo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, storage, accessRepo, keyRing, audit, clock } = deps;
 
   const threadKey = (t: Pick<ThreadRow, 'orgId' | 'id' | 'salt' | 'wrappedKey' | 'keyVersion'>): DataKey =>
     withIntegrityTarget({ threadId: t.id }, () => keyRing.openEnvelope(t, threadKeyContext(t.orgId, t.id)));
@@ -89,7 +93,13 @@ export function createThreadsService(deps: Deps) {
   /** The thread if the caller may see it; otherwise 404 (denials on a real thread are audited). */
   async function loadForActor(tx: DbOrTx, ctx: RequestContext, threadId: string, action: string, forUpdate = false): Promise<ThreadWithRecord> {
     const thread = await repo.findWithRecord(ctx.actor.orgId, threadId, tx, forUpdate);
-    if (!thread) throw new AppError('not_found', 'No thread with that id');
+    if (!thread) {
+      // A thread of another organization: the caller sees a plain 404; the owner's audit trail
+      // gets the denied attempt (written by the errors plugin, after this transaction).
+      const owner = await repo.ownerOrg(threadId, tx);
+      const foreign = owner && owner !== ctx.actor.orgId ? { action, threadId, ownerOrgId: owner, reason: `foreign_org:${ctx.actor.orgId}` } : undefined;
+      throw new AppError('not_found', 'No thread with that id', foreign);
+    }
     const { actor } = ctx;
     if (actor.role === 'patron' && !(actor.rec?.kind === thread.recordKind && actor.rec.id === thread.recordExternalId)) {
       throw new AppError('not_found', 'No thread with that id', { action, threadId });
@@ -97,8 +107,12 @@ export function createThreadsService(deps: Deps) {
     if (actor.role === 'external' && actor.threadId !== threadId) {
       throw new AppError('not_found', 'No thread with that id', { action, threadId });
     }
+    if (thread.deletedAt && action !== 'thread.deleted') {
+      throw new AppError('thread_deleted', 'The thread was deleted after its retention period; its metadata and audit trail remain');
+    }
     return thread;
   }
+
 
   async function viewFor(ctx: RequestContext, t: ThreadWithRecord, tx: DbOrTx): Promise<ThreadView> {
     const unread = await repo.unreadCount(t.id, otherSide(sideOf(ctx.actor)), tx);
@@ -157,6 +171,7 @@ export function createThreadsService(deps: Deps) {
             createdAt: now,
             updatedAt: now,
             lastActivityAt: now,
+            deletedAt: null,
           };
           const message = buildMessageRow(dataKey, thread, ctx.actor, input.body, now);
           await repo.insert(thread, tx);
@@ -217,6 +232,31 @@ export function createThreadsService(deps: Deps) {
           reason: changes,
         });
         return viewFor(ctx, { ...t, ...fields }, tx);
+      });
+    },
+
+    /**
+     * Deletes a thread after its retention date (last activity + the org's retention period):
+     * crypto-shredding destroys its key, subject and message bodies, and the addresses of its
+     * access links; ids, timestamps and the audit trail stay. 409 before the date.
+     */
+    async remove(ctx: RequestContext, threadId: string): Promise<{ id: string; deletedAt: string }> {
+      return db.transaction(async (tx) => {
+        const t = await loadForActor(tx, ctx, threadId, 'thread.deleted', true);
+        if (t.deletedAt) return { id: t.id, deletedAt: t.deletedAt.toISOString() };
+        const now = clock.now();
+        const until = await storage.retentionUntil(ctx.actor.orgId, t.lastActivityAt, tx);
+        if (now < until) {
+          throw new AppError('retention_period_active', `This thread must be kept until ${until.toISOString()}`, {
+            action: 'thread.deleted',
+            threadId,
+          });
+        }
+        await repo.update(ctx.actor.orgId, threadId, { wrappedKey: Buffer.alloc(0), subject: Buffer.alloc(0), deletedAt: now, state: 'closed', updatedAt: now }, tx);
+        await messagesRepo.shredThread(ctx.actor.orgId, threadId, tx);
+        await accessRepo.shredThreadLinks(ctx.actor.orgId, threadId, now, tx);
+        await audit.record(tx, ctx, { action: 'thread.deleted', threadId, recordKind: t.recordKind, recordId: t.recordExternalId });
+        return { id: threadId, deletedAt: now.toISOString() };
       });
     },
 

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { sql } from 'drizzle-orm';
-import { build, type Harness } from '../../fixtures/build.js';
+import { build, fakeClock, type Harness } from '../../fixtures/build.js';
 import { assertProblem } from '../../fixtures/problems.js';
 import { chainHash } from '../../../src/modules/audit/audit-chain.js';
 import { rowsOf } from '../../../src/db/util.js';
@@ -136,4 +136,36 @@ t.test('the export streams NDJSON in chain order with the same filters', async (
   t.equal(all.length, 7);
   t.equal((await h.call('GET', '/v1/audit-events/export', h.staff())).statusCode, 403);
   assertProblem(t, await h.call('GET', '/v1/audit-events/export?from=nope', h.admin()), 400, 'validation_failed');
+});
+
+t.test('thread retention: 409 before the date; after it the thread is crypto-shredded and the trail verifies', async (t) => {
+  const clock = fakeClock();
+  const h = await build(t, { clock });
+  await h.call('PATCH', '/v1/settings', h.admin(), { retentionYears: 6 });
+  const threadId = await story(h);
+  assertProblem(t, await h.call('DELETE', `/v1/threads/${threadId}`, h.staff()), 409, 'retention_period_active', 'before retention');
+  clock.advance(6 * 366 * 24 * 3600 * 1000);
+  const del = await h.call('DELETE', `/v1/threads/${threadId}`, h.staff());
+  t.equal(del.statusCode, 200);
+  const [row] = rowsOf<{ key: number; subject: number; bodies: number }>(
+    await h.app.database.db.execute(
+      sql`select length(wrapped_key) as key, length(subject) as subject, (select coalesce(sum(length(body)), 0)::int from messages where thread_id = ${threadId}) as bodies from threads where id = ${threadId}`,
+    ),
+  );
+  t.same(row, { key: 0, subject: 0, bodies: 0 }, 'key, subject and bodies are gone');
+  assertProblem(t, await h.call('GET', `/v1/threads/${threadId}`, h.staff()), 410, 'thread_deleted', 'reading a shredded thread');
+  t.same((await h.call('GET', '/v1/customers/c-1/threads', h.staff())).json().items, [], 'it leaves the Secure Messages tab');
+  const events = (await h.call('GET', `/v1/audit-events?threadId=${threadId}&limit=200`, h.admin())).json().items;
+  t.same(events.slice(-2).map((e: { action: string; outcome: string }) => `${e.action}:${e.outcome}`), ['thread.deleted:denied', 'thread.deleted:success']);
+  t.equal((await verify(h)).valid, true, 'the audit trail remains and verifies');
+});
+
+t.test('probing another organization: the caller gets 404, the owner gets a denied event', async (t) => {
+  const h = await build(t);
+  const threadId = await story(h);
+  const intruder = h.token({ sub: 'mallory', role: 'staff', name: 'Mallory', org: 'org-intruder' });
+  t.equal((await h.call('GET', `/v1/threads/${threadId}`, intruder)).statusCode, 404);
+  const denied = (await h.call('GET', '/v1/audit-events?outcome=denied', h.admin())).json().items;
+  t.match(denied, [{ action: 'thread.opened', actor: { id: 'mallory' }, threadId, reason: 'foreign_org:org-intruder' }]);
+  t.equal((await verify(h)).valid, true);
 });
