@@ -59,6 +59,8 @@ import { createMailService, type MailService } from './modules/mail/mail.service
 import { createNotices } from './modules/mail/notices.js';
 import { createOutboxRepo } from './modules/mail/outbox.repo.js';
 import { ipBucket } from './lib/ip.js';
+import { SERVICE_AUDIT_ORG } from './lib/context.js';
+import { sanitizeHeaderText } from './lib/text.js';
 
 export interface BuildOptions {
   /** A pino logger to use instead of one built from config (tests capture logs this way). */
@@ -186,7 +188,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   await app.register(securityHeaders);
   await app.register(swaggerPlugin, { schemas: NAMED_SCHEMAS });
-  await app.register(authPlugin, { jwt: config.jwt });
+  await app.register(authPlugin, {
+    jwt: config.jwt,
+    onRejected: (request, action, reason) =>
+      audit
+        .recordStandalone(
+          {
+            actor: { role: 'anonymous', id: 'anonymous', orgId: SERVICE_AUDIT_ORG, name: null, rec: null },
+            ip: request.ip,
+            userAgent: sanitizeHeaderText(request.headers['user-agent'], 256),
+            requestId: request.id,
+          },
+          { action, outcome: 'denied', reason },
+        )
+        .catch((err: unknown) => request.log.error({ errorName: (err as Error).name }, 'could not audit a rejected token')),
+  });
   await app.register(uploadsPlugin);
   await app.register(rateLimitPlugin, { redisUrl: config.redisUrl });
   await app.register(externalSessionPlugin, { authenticate: access.authenticate });

@@ -12,7 +12,14 @@ export interface RecordRef {
 }
 
 /** External recipients are not JWT roles: they hold an access-link session for one thread. */
-export type ActorKind = ActorRole | 'external';
+export type ActorKind = ActorRole | 'external' | 'anonymous';
+
+/**
+ * The audit chain for events that belong to no organization: bearer tokens that fail
+ * verification, unknown access-link tokens. Operators read it (npm run audit:verify, SQL);
+ * no organization's admin can.
+ */
+export const SERVICE_AUDIT_ORG = '_service';
 
 export interface Actor {
   role: ActorKind;

@@ -60,7 +60,14 @@ export function requestContext(request: FastifyRequest): RequestContext {
 }
 
 export default fp(
-  async function authPlugin(app, opts: { jwt: JwtConfig }) {
+  async function authPlugin(
+    app,
+    opts: {
+      jwt: JwtConfig;
+      /** Records a presented token that failed verification (never the token itself). */
+      onRejected(request: FastifyRequest, action: string, reason: 'invalid_token' | 'invalid_claims'): Promise<void>;
+    },
+  ) {
     const jwt = opts.jwt;
     const verify = {
       algorithms: jwt.kind === 'secret' ? ['HS256'] : jwt.algorithms,
@@ -75,21 +82,26 @@ export default fp(
     });
     app.decorateRequest('actor', null);
 
-    async function authenticate(request: FastifyRequest): Promise<Actor> {
+    async function authenticate(request: FastifyRequest, action: string): Promise<Actor> {
+      if (!request.headers.authorization) throw new AppError('unauthorized', 'A valid bearer token is required');
       let payload: unknown;
       try {
         payload = await request.jwtVerify();
       } catch {
+        await opts.onRejected(request, action, 'invalid_token');
         throw new AppError('unauthorized', 'A valid bearer token is required');
       }
       const actor = parseClaims(payload);
-      if (!actor) throw new AppError('unauthorized', 'The token claims are not valid');
+      if (!actor) {
+        await opts.onRejected(request, action, 'invalid_claims');
+        throw new AppError('unauthorized', 'The token claims are not valid');
+      }
       return actor;
     }
 
     app.decorate('authorize', (roles: readonly ActorRole[], deniedAction: string) => {
       return async (request: FastifyRequest, _reply: FastifyReply) => {
-        const actor = await authenticate(request);
+        const actor = await authenticate(request, deniedAction);
         request.actor = actor;
         if (!roles.includes(actor.role as ActorRole)) {
           throw new AppError('forbidden', `Role ${actor.role} may not do this`, { action: deniedAction });

@@ -60,3 +60,19 @@ t.test('iss and aud are checked when configured; HS384 is not accepted for a sec
   t.match(res.headers['content-type'], /application\/problem\+json/);
   t.equal(res.json().code, 'unauthorized');
 });
+
+t.test('a presented token that fails verification is a denied event in the service chain', async (t) => {
+  const h = await build(t);
+  const bad = await h.call('GET', '/v1/customers/c-1', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad', undefined, { 'user-agent': 'probe\u0007/1.0' });
+  t.equal(bad.statusCode, 401);
+  const requestId = String(bad.headers['x-request-id']);
+  const { sql } = await import('drizzle-orm');
+  const { rowsOf } = await import('../../src/db/util.js');
+  const rows = rowsOf<{ org_id: string; action: string; outcome: string; reason: string; user_agent: string; actor_kind: string }>(
+    await h.app.database.db.execute(sql`select org_id, action, outcome, reason, user_agent, actor_kind from audit_events where request_id = ${requestId}`),
+  );
+  t.same(rows, [{ org_id: '_service', action: 'record.viewed', outcome: 'denied', reason: 'invalid_token', user_agent: 'probe/1.0', actor_kind: 'anonymous' }]);
+  const none = await h.call('GET', '/v1/customers/c-1');
+  const noneRows = rowsOf(await h.app.database.db.execute(sql`select 1 from audit_events where request_id = ${String(none.headers['x-request-id'])}`));
+  t.same(noneRows, [], 'a request without any token is not an audit event (only a 401)');
+});

@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../../db/client.js';
 import type { Config } from '../../config.js';
 import type { Clock } from '../../lib/clock.js';
-import type { Actor, RequestContext } from '../../lib/context.js';
+import { SERVICE_AUDIT_ORG, type Actor, type RequestContext } from '../../lib/context.js';
 import { accessLinkEmailAad, type KeyRing } from '../../lib/crypto/index.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -229,7 +229,12 @@ export function createAccessService(deps: Deps) {
       const now = clock.now();
       const outcome = await db.transaction(async (tx) => {
         const link = await repo.findLinkByTokenHash(sha256(input.token), tx, true);
-        if (!link) return null; // no organization to audit in; the log keeps the IP
+        if (!link) {
+          // No organization owns an unknown token: the attempt goes to the service chain.
+          const anonymous: RequestContext = { actor: { role: 'anonymous', id: 'anonymous', orgId: SERVICE_AUDIT_ORG, name: null, rec: null }, ...info };
+          await audit.record(tx, anonymous, { action: 'verification.failed', outcome: 'denied', reason: 'unknown_link' });
+          return null;
+        }
         const ctx: RequestContext = { actor: externalActor(link, null), ...info };
         const ids = { linkId: link.id, threadId: link.threadId };
         const state = stateOf(link, now);
