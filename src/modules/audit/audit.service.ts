@@ -77,7 +77,8 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       threadId: input.threadId ?? null,
       messageId: input.messageId ?? null,
       documentId: input.documentId ?? null,
-      linkId: input.linkId ?? null,
+      // An external recipient acts through a link: name it on every event of theirs.
+      linkId: input.linkId ?? (ctx.actor.role === 'external' ? ctx.actor.id : null),
       ip: ctx.ip,
       userAgent: ctx.userAgent,
       requestId: ctx.requestId,
