@@ -5,9 +5,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { runUploadBench } from './upload.js';
+import { runAuditExportBench } from './audit-export.js';
 
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/test';
-const SCENARIOS: Record<string, () => Promise<object[]>> = { upload: runUploadBench };
+const SCENARIOS: Record<string, () => Promise<object[]>> = { upload: runUploadBench, 'audit-export': () => runAuditExportBench() };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
 const unknown = names.filter((n) => !SCENARIOS[n]);
