@@ -78,33 +78,23 @@ export const VerifyAgainstCheckpoint = Type.Object(
 
 export const auditSchemas = [AuditEvent, AuditEventPage, ChainVerification, Checkpoint, VerifyAgainstCheckpoint];
 
+/** The filters shared by the list and the export. */
+const FILTERS = {
+  recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
+  threadId: Type.Optional(Uuid()),
+  actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
+  action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
+  outcome: Type.Optional(Outcome),
+  from: Type.Optional(Type.String({ format: 'date-time' })),
+  to: Type.Optional(Type.String({ format: 'date-time' })),
+};
+
 const AuditQuery = Type.Object(
-  {
-    ...PageQuery,
-    recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-    threadId: Type.Optional(Uuid()),
-    actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-    action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
-    outcome: Type.Optional(Outcome),
-    from: Type.Optional(Type.String({ format: 'date-time' })),
-    to: Type.Optional(Type.String({ format: 'date-time' })),
-    order: Type.Optional(StringEnum(['asc', 'desc'] as const, { default: 'asc' })),
-  },
+  { ...PageQuery, ...FILTERS, order: Type.Optional(StringEnum(['asc', 'desc'] as const, { default: 'asc' })) },
   { additionalProperties: false },
 );
 
-const ExportQuery = Type.Object(
-  {
-    recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-    threadId: Type.Optional(Uuid()),
-    actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-    action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
-    outcome: Type.Optional(Outcome),
-    from: Type.Optional(Type.String({ format: 'date-time' })),
-    to: Type.Optional(Type.String({ format: 'date-time' })),
-  },
-  { additionalProperties: false },
-);
+const ExportQuery = Type.Object(FILTERS, { additionalProperties: false });
 
 export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> = async (app, { service }) => {
   app.get(
