@@ -43,7 +43,7 @@ import { createPostgresBlobStore } from './modules/documents/blob-store.js';
 import { createDocumentCodec } from './modules/documents/document-codec.js';
 import { createDocumentsRepo } from './modules/documents/documents.repo.js';
 import { documentRoutes, documentSchemas } from './modules/documents/documents.routes.js';
-import { createDocumentsService } from './modules/documents/documents.service.js';
+import { createDocumentsService, type DocumentsService } from './modules/documents/documents.service.js';
 import { createStorageRepo } from './modules/storage/storage.repo.js';
 import { storageRoutes, storageSchemas } from './modules/storage/storage.routes.js';
 import { createStorageService } from './modules/storage/storage.service.js';
@@ -70,12 +70,15 @@ export interface BuildOptions {
   database?: Database;
   /** How often the outbox worker polls; 0 disables the worker (tests drive it by hand). */
   mailPollMs?: number;
+  /** The periodic sweep of crash-left pending uploads; tests call it directly. */
+  sweepUploads?: boolean;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     database: Database;
     mail: MailService;
+    documents: DocumentsService;
   }
 }
 
@@ -179,6 +182,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, notices, audit, clock });
   const access = createAccessService({ db, repo: accessRepo, threadsRepo, threads, recordsRepo, records, storage, mail, keyRing, audit, clock, config });
   app.decorate('mail', mail);
+  app.decorate('documents', documents);
 
   await app.register(errorsPlugin, {
     recordAudit: (request, input, ownerOrgId) => {
@@ -238,6 +242,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const pollMs = options.mailPollMs ?? 1000;
   if (pollMs > 0) mail.start(pollMs);
   app.addHook('onClose', () => mail.stop());
+  if (options.sweepUploads !== false) {
+    // Uploads a crash left 'pending' (invisible, never counted) are removed after an hour.
+    const sweep = setInterval(() => {
+      documents.sweepPendingUploads().catch((err: unknown) => app.log.error({ errorName: (err as Error).name }, 'upload sweep failed'));
+    }, 10 * 60_000);
+    sweep.unref();
+    app.addHook('onClose', async () => clearInterval(sweep));
+  }
 
   await app.ready();
   return app;

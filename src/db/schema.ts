@@ -203,8 +203,19 @@ export const documents = pgTable(
     retentionUntil: timestamptz('retention_until').notNull(),
     /** Set by crypto-shredding: content and wrapped key are gone, metadata stays. */
     deletedAt: timestamptz('deleted_at'),
+    /**
+     * 'pending' while an upload streams in (invisible to every reader); 'ready' once the final
+     * transaction accepted it. A refused upload's pending row and chunks are deleted at once; a
+     * crash leaves them to the sweeper.
+     */
+    status: text('status', { enum: ['pending', 'ready'] })
+      .notNull()
+      .default('ready'),
   },
   (t) => [
+    index('documents_pending_idx')
+      .on(t.createdAt)
+      .where(sql`${t.status} = 'pending'`),
     index('documents_org_record_idx').on(t.orgId, t.recordId, t.id),
     index('documents_org_library_idx')
       .on(t.orgId, t.id)

@@ -1,9 +1,10 @@
 /**
  * Where sealed document chunks live. PostgreSQL rows by default; the scale work adds S3.
  *
- * Invariant: `write` runs inside the caller's transaction (for stores that can), so the
- * document row and its content commit together or not at all. Stores that cannot join the
- * transaction must delete what they wrote when the caller's transaction fails.
+ * Invariant: `write` holds no transaction (and no pooled connection) while it waits for the
+ * client: each batch of chunks is written on its own. The document stays 'pending', and
+ * invisible, until the caller's final transaction marks it ready; if the upload fails, the
+ * caller removes what was written (and a sweeper removes what a crash left behind).
  */
 import { and, asc, eq, gte } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../../db/client.js';
@@ -17,7 +18,7 @@ export interface BlobRef {
 
 export interface BlobStore {
   /** Stores the chunks in order; returns the number of chunks and stored bytes. */
-  write(tx: DbOrTx, ref: BlobRef, chunks: AsyncIterable<SealedChunk>): Promise<{ chunkCount: number; storedBytes: number }>;
+  write(ref: BlobRef, chunks: AsyncIterable<SealedChunk>): Promise<{ chunkCount: number; storedBytes: number }>;
   /** Streams the chunks back in index order, a few at a time. */
   read(ref: BlobRef): AsyncIterable<SealedChunk>;
   /** Deletes the content (crypto-shredding also destroys the key). */
@@ -31,13 +32,13 @@ const READ_BATCH = 8;
 
 export function createPostgresBlobStore(db: Db): BlobStore {
   return {
-    async write(tx, ref, chunks) {
+    async write(ref, chunks) {
       let batch: (typeof documentChunks.$inferInsert)[] = [];
       let chunkCount = 0;
       let storedBytes = 0;
       const flush = async () => {
         if (batch.length === 0) return;
-        await tx.insert(documentChunks).values(batch);
+        await db.insert(documentChunks).values(batch);
         batch = [];
       };
       for await (const chunk of chunks) {

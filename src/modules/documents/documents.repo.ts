@@ -1,6 +1,6 @@
-import { and, desc, eq, ilike, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, ilike, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
-import { documents, messageAttachments, records, threads } from '../../db/schema.js';
+import { documentChunks, documents, messageAttachments, records, threads } from '../../db/schema.js';
 import type { DocumentWithRecord } from './document-codec.js';
 
 export type DocumentRow = typeof documents.$inferSelect;
@@ -33,7 +33,7 @@ export function createDocumentsRepo(db: DbOrTx) {
         .select(withRecord)
         .from(documents)
         .leftJoin(records, eq(records.id, documents.recordId))
-        .where(and(eq(documents.orgId, orgId), eq(documents.id, id)));
+        .where(and(eq(documents.orgId, orgId), eq(documents.id, id), eq(documents.status, 'ready')));
       const [row] = forUpdate ? await query.for('update', { of: documents }) : await query;
       return row ? flatten(row) : undefined;
     },
@@ -43,7 +43,7 @@ export function createDocumentsRepo(db: DbOrTx) {
       return tx
         .select()
         .from(documents)
-        .where(and(eq(documents.orgId, orgId), inArray(documents.id, ids)));
+        .where(and(eq(documents.orgId, orgId), inArray(documents.id, ids), eq(documents.status, 'ready')));
     },
 
     /** The org library, newest first; `q` matches names case-insensitively. */
@@ -56,6 +56,7 @@ export function createDocumentsRepo(db: DbOrTx) {
           and(
             eq(documents.orgId, orgId),
             eq(documents.ownerKind, 'library'),
+            eq(documents.status, 'ready'),
             isNull(documents.deletedAt),
             page.q ? ilike(documents.namePlain, likePattern(page.q)) : undefined,
             page.beforeId ? lt(documents.id, page.beforeId) : undefined,
@@ -76,6 +77,7 @@ export function createDocumentsRepo(db: DbOrTx) {
           and(
             eq(documents.orgId, orgId),
             eq(documents.recordId, recordId),
+            eq(documents.status, 'ready'),
             isNull(documents.deletedAt),
             page.beforeId ? lt(documents.id, page.beforeId) : undefined,
           ),
@@ -83,6 +85,22 @@ export function createDocumentsRepo(db: DbOrTx) {
         .orderBy(desc(documents.id))
         .limit(page.limit);
       return rows.map(flatten);
+    },
+
+    /** Removes an upload that never became ready: its chunks, then its row. */
+    async deletePending(orgId: string, id: string, tx: DbOrTx = db) {
+      await tx.delete(documentChunks).where(and(eq(documentChunks.orgId, orgId), eq(documentChunks.documentId, id)));
+      await tx.delete(documents).where(and(eq(documents.orgId, orgId), eq(documents.id, id), eq(documents.status, 'pending')));
+    },
+
+    /** Pending uploads older than `before` (left by a crash), oldest first. */
+    async stalePending(before: Date, limit: number, tx: DbOrTx = db) {
+      return tx
+        .select({ id: documents.id, orgId: documents.orgId })
+        .from(documents)
+        .where(and(eq(documents.status, 'pending'), lt(documents.createdAt, before)))
+        .orderBy(asc(documents.createdAt))
+        .limit(limit);
     },
 
     /** Whether the document is attached to a message in a thread on `recordId`. */

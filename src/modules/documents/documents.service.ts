@@ -3,9 +3,11 @@
  * streamed downloads.
  *
  * Invariants:
- * - an upload is one transaction: the document row, every sealed chunk, the storage usage and
- *   the audit event commit together; any refusal (size, type, quota, a dropped connection)
- *   rolls all of it back, so nothing is half-stored;
+ * - an upload never holds a transaction while the client sends: the row is 'pending' (no
+ *   reader sees it) while its sealed chunks are written; one short final transaction reserves
+ *   the storage, marks it 'ready' and writes the audit event. Any refusal (size, type, quota,
+ *   a dropped connection) deletes the pending row and its chunks before answering, so nothing
+ *   is half-stored; after a crash, `sweepPendingUploads` removes what was left;
  * - the type is judged from the bytes (ContentInspector), never from the name or the
  *   declared media type; the name is display text only;
  * - content is sealed chunk by chunk as it arrives and opened chunk by chunk as it leaves;
@@ -138,60 +140,71 @@ export function createDocumentsService(deps: Deps) {
       const source: DocumentRow['source'] =
         ctx.actor.role === 'external' ? 'external_reply' : ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
 
+      const row: DocumentRow = {
+        id,
+        orgId,
+        ownerKind: owner.kind === 'library' ? 'library' : 'record',
+        recordId: recordRow?.id ?? null,
+        ...envelope,
+        noncePrefix,
+        namePlain: owner.kind === 'library' ? input.filename : null,
+        nameSealed: owner.kind === 'library' ? null : dataKey.sealText(input.filename, documentNameAad(orgId, id)),
+        mediaType: 'application/octet-stream',
+        sizeBytes: 0,
+        storedBytes: 0,
+        chunkCount: 0,
+        checksum: '',
+        private: owner.kind === 'library' ? owner.private : false,
+        source,
+        createdByKind: ctx.actor.role,
+        createdById: ctx.actor.id,
+        createdAt: now,
+        retentionUntil,
+        deletedAt: null,
+        status: 'pending',
+      };
+      let ready = false;
       try {
-        return await db.transaction(async (tx) => {
-          const row: DocumentRow = {
-            id,
-            orgId,
-            ownerKind: owner.kind === 'library' ? 'library' : 'record',
-            recordId: recordRow?.id ?? null,
-            ...envelope,
-            noncePrefix,
-            namePlain: owner.kind === 'library' ? input.filename : null,
-            nameSealed: owner.kind === 'library' ? null : dataKey.sealText(input.filename, documentNameAad(orgId, id)),
-            mediaType: 'application/octet-stream',
-            sizeBytes: 0,
-            storedBytes: 0,
-            chunkCount: 0,
-            checksum: '',
-            private: owner.kind === 'library' ? owner.private : false,
-            source,
-            createdByKind: ctx.actor.role,
-            createdById: ctx.actor.id,
-            createdAt: now,
-            retentionUntil,
-            deletedAt: null,
-          };
-          await repo.insert(row, tx);
-          const stored = await blobs.write(tx, { orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
-          if (input.truncated() || size > MAX_FILE_BYTES) {
-            throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
-          }
-          const verdict = await inspector.finish();
-          if (!verdict.ok) throw refuse('unsupported_media_type', verdict.detail, ownerAudit);
+        // 1. A pending row (invisible to every reader), then the chunks as they arrive: no
+        //    transaction or pooled connection is held while the client is still sending.
+        await repo.insert(row);
+        const stored = await blobs.write({ orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
+        if (input.truncated() || size > MAX_FILE_BYTES) {
+          throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
+        }
+        const verdict = await inspector.finish();
+        if (!verdict.ok) throw refuse('unsupported_media_type', verdict.detail, ownerAudit);
+        // 2. One short transaction makes it real: storage reserved, row ready, event written.
+        const final: DocumentRow = {
+          ...row,
+          status: 'ready',
+          mediaType: verdict.mediaType,
+          sizeBytes: size,
+          storedBytes: stored.storedBytes,
+          chunkCount: stored.chunkCount,
+          checksum: hash.digest('hex'),
+        };
+        await db.transaction(async (tx) => {
           await storage.reserve(tx, orgId, stored.storedBytes);
-          const final: DocumentRow = {
-            ...row,
-            mediaType: verdict.mediaType,
-            sizeBytes: size,
-            storedBytes: stored.storedBytes,
-            chunkCount: stored.chunkCount,
-            checksum: hash.digest('hex'),
-          };
-          await repo.update(orgId, id, {
-            mediaType: final.mediaType,
-            sizeBytes: final.sizeBytes,
-            storedBytes: final.storedBytes,
-            chunkCount: final.chunkCount,
-            checksum: final.checksum,
-          }, tx);
+          const { status, mediaType, sizeBytes, storedBytes, chunkCount, checksum } = final;
+          await repo.update(orgId, id, { status, mediaType, sizeBytes, storedBytes, chunkCount, checksum }, tx);
           await audit.record(tx, ctx, { action: 'document.created', documentId: id, ...ownerAudit });
-          return codec.toView({ ...final, recordKind: recordRow?.kind ?? null, recordExternalId: recordRow?.externalId ?? null });
         });
+        ready = true;
+        return codec.toView({ ...final, recordKind: recordRow?.kind ?? null, recordExternalId: recordRow?.externalId ?? null });
       } finally {
         // Whatever happened, consume what is left of the request so the connection can answer.
         if (!input.stream.readableEnded) input.stream.resume();
+        // A refused or broken upload leaves nothing: its chunks and pending row go now.
+        if (!ready) await db.transaction((tx) => repo.deletePending(orgId, id, tx)).catch(() => undefined);
       }
+    },
+
+    /** Removes uploads that a crash left pending for more than `olderThanMs`. */
+    async sweepPendingUploads(olderThanMs = 3_600_000): Promise<number> {
+      const stale = await repo.stalePending(new Date(clock.now().getTime() - olderThanMs), 100);
+      for (const doc of stale) await db.transaction((tx) => repo.deletePending(doc.orgId, doc.id, tx));
+      return stale.length;
     },
 
     /** Metadata includes the (PHI) name of a record document: audited as document.viewed. */

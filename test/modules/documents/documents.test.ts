@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { get } from 'node:http';
+import { connect } from 'node:net';
 import { build, fakeClock, type Harness } from '../../fixtures/build.js';
 import { fileUpload } from '../../fixtures/multipart.js';
 import { assertProblem } from '../../fixtures/problems.js';
@@ -275,4 +276,41 @@ t.test('retention: deletion is refused before the date; after it, content and ke
     'document.viewed:success',
   ]);
   t.equal((await h.call('GET', '/v1/audit-events/verify', h.admin())).json().valid, true, 'the audit trail still verifies');
+});
+
+t.test('an upload cut off mid-stream leaves nothing; crash leftovers are swept', async (t) => {
+  const h = await build(t);
+  await h.call('PUT', '/v1/customers/c-1', h.integration(), { displayName: 'Ada' });
+  const before = await storedState(h);
+  const base = await h.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = new URL(base);
+  await new Promise<void>((resolve) => {
+    const socket = connect(Number(port), '127.0.0.1', () => {
+      const boundary = 'cutoff';
+      const head =
+        `POST /v1/customers/c-1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.staff()}\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 5000000\r\n\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.pdf"\r\n\r\n%PDF-1.7\n`;
+      socket.write(head);
+      socket.write(randomBytes(300_000), () => setTimeout(() => socket.destroy(), 200));
+    });
+    socket.on('close', () => resolve());
+    socket.on('error', () => undefined);
+  });
+  for (let i = 0; i < 50; i++) {
+    const now = await storedState(h);
+    if (now.documents === before.documents && now.chunks === before.chunks) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await nothingLeftBehind(t, h, before, 'after a dropped connection');
+
+  const doc = (await upload(h, '/v1/customers/c-1/documents', 'a.pdf', pdfOfSize(200_000))).json();
+  const { db } = h.app.database;
+  await db.execute(sql`update documents set status = 'pending', created_at = created_at - interval '2 hours' where id = ${doc.id}`);
+  t.equal((await h.call('GET', `/v1/documents/${doc.id}`, h.staff())).statusCode, 404, 'a pending upload is invisible');
+  t.equal(await h.app.documents.sweepPendingUploads(), 1, 'the sweeper removes a pending upload older than an hour');
+  const [left] = rowsOf<{ docs: number; chunks: number }>(
+    await db.execute(sql`select (select count(*)::int from documents where id = ${doc.id}) as docs, (select count(*)::int from document_chunks where document_id = ${doc.id}) as chunks`),
+  );
+  t.same(left, { docs: 0, chunks: 0 });
 });
