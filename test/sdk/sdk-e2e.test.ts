@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSigner } from 'fast-jwt';
+import postgres from 'postgres';
 import {
   createClient,
   isApiError,
@@ -59,7 +60,27 @@ interface RunningServer {
   stop: () => Promise<number | string | null>;
 }
 
+/**
+ * On PostgreSQL the server gets a database of its own (dropped afterwards): its outbox worker
+ * runs for the whole test and would otherwise meet other tests' mail, sealed under their keys.
+ */
+async function privateDatabaseUrl(): Promise<string | undefined> {
+  const base = process.env.DATABASE_URL;
+  if (!base) return undefined;
+  const name = `sc_sdk_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  t.teardown(async () => {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+    await admin.end();
+  });
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 async function startServer(): Promise<RunningServer> {
+  const databaseUrl = await privateDatabaseUrl();
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sc-sdk-data-'));
   const mailDir = mkdtempSync(path.join(tmpdir(), 'sc-sdk-mail-'));
@@ -81,7 +102,7 @@ async function startServer(): Promise<RunningServer> {
     EXTERNAL_SESSION_RATE_LIMIT: '1000',
     AUDIT_CHECKPOINT_MINUTES: '0',
     LOG_LEVEL: 'warn',
-    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
   };
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
