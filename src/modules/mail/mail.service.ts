@@ -42,7 +42,9 @@ export function createMailService(deps: { db: Db; repo: OutboxRepo; keyRing: Key
   async function deliver(row: OutboxRow): Promise<void> {
     const key = keyRing.openEnvelope(row, outboxKeyContext(row.orgId, row.id));
     const to = key.openText(row.recipientSealed, outboxFieldAad(row.orgId, row.id, 'recipient'));
-    const text = row.bodySealed ? key.openText(row.bodySealed, outboxFieldAad(row.orgId, row.id, 'body')) : '';
+    // The body is wiped once sent; a row without one was sent already and must not go out empty.
+    if (!row.bodySealed) throw new Error('outbox row has no body (already sent)');
+    const text = key.openText(row.bodySealed, outboxFieldAad(row.orgId, row.id, 'body'));
     await transport.send({ messageId: `<${row.id}@${domain}>`, from, to, subject: row.subject, text });
   }
 
@@ -54,12 +56,12 @@ export function createMailService(deps: { db: Db; repo: OutboxRepo; keyRing: Key
     for (const row of claimed) {
       try {
         await deliver(row);
-        await repo.markSent(row.id, clock.now());
+        await repo.markSent(row.id, row.attempts, clock.now());
         sent++;
       } catch (error) {
         const message = error instanceof Error ? error.message.slice(0, 500) : 'send failed';
         const failed = row.attempts >= MAX_ATTEMPTS;
-        await repo.markRetry(row.id, new Date(clock.now().getTime() + backoffMs(row.attempts)), message, failed);
+        await repo.markRetry(row.id, row.attempts, new Date(clock.now().getTime() + backoffMs(row.attempts)), message, failed);
         log.warn({ outboxId: row.id, attempts: row.attempts, failed }, 'mail not sent; will retry');
       }
     }

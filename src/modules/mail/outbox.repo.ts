@@ -32,15 +32,23 @@ export function createOutboxRepo(db: DbOrTx) {
       return due.map((r) => ({ ...r, attempts: r.attempts + 1 }));
     },
 
-    async markSent(id: string, at: Date, tx: DbOrTx = db) {
-      await tx.update(emailOutbox).set({ status: 'sent', sentAt: at, bodySealed: null, lastError: null }).where(eq(emailOutbox.id, id));
+    /**
+     * Both outcomes apply only while the row is still this worker's claim (same attempt
+     * number, still pending): a worker whose lease ran out, or that lost a race, changes
+     * nothing, so it can never reopen a row another worker already sent.
+     */
+    async markSent(id: string, attempt: number, at: Date, tx: DbOrTx = db) {
+      await tx
+        .update(emailOutbox)
+        .set({ status: 'sent', sentAt: at, bodySealed: null, lastError: null })
+        .where(and(eq(emailOutbox.id, id), eq(emailOutbox.attempts, attempt), eq(emailOutbox.status, 'pending')));
     },
 
-    async markRetry(id: string, next: Date, error: string, failed: boolean, tx: DbOrTx = db) {
+    async markRetry(id: string, attempt: number, next: Date, error: string, failed: boolean, tx: DbOrTx = db) {
       await tx
         .update(emailOutbox)
         .set({ status: failed ? 'failed' : 'pending', nextAttemptAt: next, lastError: error })
-        .where(eq(emailOutbox.id, id));
+        .where(and(eq(emailOutbox.id, id), eq(emailOutbox.attempts, attempt), eq(emailOutbox.status, 'pending')));
     },
 
     /** The newest notice for a thread since `since`, for coalescing. */
