@@ -67,7 +67,7 @@ t.test('tampered record PHI and a tampered wrapped key fail the same way', async
   const { threadId } = await story(h);
   const { db } = h.app.database;
   await db.execute(sql`update records set phone = set_byte(phone, 5, get_byte(phone, 5) # 128) where org_id = ${h.orgId}`);
-  assertGeneric500(t, await h.call('GET', '/v1/customers/c-1', h.staff()), ['Ada Example', '555']);
+  assertGeneric500(t, await h.call('GET', '/v1/customers/c-1', h.staff()), ['Ada Example', '555 0100']);
   await db.execute(sql`update threads set wrapped_key = set_byte(wrapped_key, 14, get_byte(wrapped_key, 14) # 1) where id = ${threadId}`);
   assertGeneric500(t, await h.call('GET', `/v1/threads/${threadId}`, h.staff()), ['Billing question']);
   const audit = await h.call('GET', '/v1/audit-events?action=integrity.failed', h.admin());
