@@ -264,33 +264,37 @@ export function createDocumentsService(deps: Deps) {
       return toPage(rows, page.limit, codec.toView, (r) => [r.id]);
     },
 
-    /** A record's repository; `q` filters decrypted names (they are PHI, so not searchable in SQL). */
+    /**
+     * A record's repository, newest first. Names are PHI (sealed), so `q` filters decrypted
+     * names: at most SEARCH_SCAN_LIMIT rows a request, with a cursor to continue. The listing
+     * reads PHI, so it is audited in the same transaction.
+     */
     async listRecord(ctx: RequestContext, kind: RecordKind, externalId: string, page: { q?: string; cursor?: string; limit: number }): Promise<Page<DocumentView>> {
       const record = await records.resolve(ctx, kind, externalId, 'document.listed');
-      let beforeId = decodeCursor(page.cursor, ['uuid'] as const)?.[0];
-      // Listing a record repository reads PHI (names): audited once per page.
-      await audit.recordStandalone(ctx, { action: 'document.listed', recordKind: kind, recordId: externalId });
-      const needle = page.q?.toLocaleLowerCase();
-      const items: DocumentView[] = [];
-      let scanned = 0;
-      for (;;) {
-        const batch = await repo.listRecord(ctx.actor.orgId, record.id, { beforeId, limit: needle ? SEARCH_BATCH : page.limit + 1 });
-        for (const row of batch) {
-          scanned++;
-          beforeId = row.id;
-          const view = codec.toView(row);
-          if (!needle || view.name.toLocaleLowerCase().includes(needle)) items.push(view);
-          if (items.length > page.limit) break;
+      const start = decodeCursor(page.cursor, ['uuid'] as const)?.[0];
+      return db.transaction(async (tx) => {
+        await audit.record(tx, ctx, { action: 'document.listed', recordKind: kind, recordId: externalId });
+        const needle = page.q?.toLocaleLowerCase();
+        if (!needle) {
+          const rows = await repo.listRecord(ctx.actor.orgId, record.id, { beforeId: start, limit: page.limit + 1 }, tx);
+          return toPage(rows, page.limit, codec.toView, (r) => [r.id]);
         }
-        const exhausted = batch.length < (needle ? SEARCH_BATCH : page.limit + 1);
-        if (items.length > page.limit) {
-          items.length = page.limit;
-          return { items, nextCursor: encodeCursor([items[items.length - 1]!.id]) };
+        const items: DocumentView[] = [];
+        let beforeId = start;
+        for (let scanned = 0; scanned < SEARCH_SCAN_LIMIT; scanned += SEARCH_BATCH) {
+          const batch = await repo.listRecord(ctx.actor.orgId, record.id, { beforeId, limit: SEARCH_BATCH }, tx);
+          for (const row of batch) {
+            beforeId = row.id;
+            const view = codec.toView(row);
+            if (!view.name.toLocaleLowerCase().includes(needle)) continue;
+            if (items.length === page.limit) return { items, nextCursor: encodeCursor([items[items.length - 1]!.id]) };
+            items.push(view);
+          }
+          if (batch.length < SEARCH_BATCH) return { items, nextCursor: null };
         }
-        if (exhausted) return { items, nextCursor: null };
-        if (scanned >= SEARCH_SCAN_LIMIT) return { items, nextCursor: encodeCursor([beforeId!]) };
-        if (!needle) return { items, nextCursor: null };
-      }
+        // Scan budget spent: continue after the last row scanned.
+        return { items, nextCursor: beforeId ? encodeCursor([beforeId]) : null };
+      });
     },
 
     /** Crypto-shredding after the retention date: content and key are destroyed, metadata stays. */

@@ -2,7 +2,7 @@
  * Audit: bad query strings to GET /v1/audit-events are refused with problem+json; filters and
  * ordering work; reading the trail writes nothing to it.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { build, type Harness } from '../../fixtures/build.js';
 import { assertProblem, cursorOf } from '../../fixtures/problems.js';
 

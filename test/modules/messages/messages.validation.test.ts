@@ -4,7 +4,7 @@
  * receipts are set by the other side only, once.
  */
 import { randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { build, type Harness } from '../../fixtures/build.js';
 import { assertProblem, cursorOf } from '../../fixtures/problems.js';
 

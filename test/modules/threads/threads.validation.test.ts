@@ -3,7 +3,7 @@
  * with problem+json and nothing is written; Idempotency-Key replays and refuses reuse.
  */
 import { randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { build, type Harness } from '../../fixtures/build.js';
 import { assertProblem, cursorOf } from '../../fixtures/problems.js';
 
