@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { TSchema } from 'typebox';
 import type { Config } from './config.js';
-import { openDatabase, type Database } from './db/client.js';
+import { databaseOptionsOf, openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createCheckpointSigner, KeyRing } from './lib/crypto/index.js';
@@ -39,7 +39,7 @@ import { createKeysRepo } from './modules/keys/keys.repo.js';
 import { createKeysService } from './modules/keys/keys.service.js';
 import { createAttachmentsRepo } from './modules/attachments/attachments.repo.js';
 import { createAttachmentsService } from './modules/attachments/attachments.service.js';
-import { createPostgresBlobStore } from './modules/documents/blob-store.js';
+import { createBlobStore } from './modules/documents/blob-store.js';
 import { createDocumentCodec } from './modules/documents/document-codec.js';
 import { createDocumentsRepo } from './modules/documents/documents.repo.js';
 import { documentRoutes, documentSchemas } from './modules/documents/documents.routes.js';
@@ -58,6 +58,12 @@ import { createMailTransport } from './modules/mail/mail-transport.js';
 import { createMailService, type MailService } from './modules/mail/mail.service.js';
 import { createNotices } from './modules/mail/notices.js';
 import { createOutboxRepo } from './modules/mail/outbox.repo.js';
+import { createWebhooksRepo } from './modules/webhooks/webhooks.repo.js';
+import { webhookRoutes, webhookSchemas } from './modules/webhooks/webhooks.routes.js';
+import { createWebhooksService, type WebhooksService } from './modules/webhooks/webhooks.service.js';
+import { httpWebhookSender, type WebhookSender } from './modules/webhooks/webhook-sender.js';
+import { systemResolver, type Resolver } from './modules/webhooks/webhook-url.js';
+import { benchRoutes } from './modules/bench/bench.routes.js';
 import { ipBucket } from './lib/ip.js';
 import { SERVICE_AUDIT_ORG } from './lib/context.js';
 import { sanitizeHeaderText } from './lib/text.js';
@@ -68,8 +74,11 @@ export interface BuildOptions {
   clock?: Clock;
   /** An already open database; buildApp then neither migrates nor closes it. */
   database?: Database;
-  /** How often the outbox worker polls; 0 disables the worker (tests drive it by hand). */
+  /** How often the mail and webhook outbox workers poll; 0 disables them (tests drive them by hand). */
   mailPollMs?: number;
+  /** DNS for webhook targets (tests resolve names to chosen addresses). */
+  webhookResolver?: Resolver;
+  webhookSender?: WebhookSender;
   /** The periodic sweep of crash-left pending uploads; tests call it directly. */
   sweepUploads?: boolean;
 }
@@ -79,6 +88,7 @@ declare module 'fastify' {
     database: Database;
     mail: MailService;
     documents: DocumentsService;
+    webhooks: WebhooksService;
   }
 }
 
@@ -93,6 +103,7 @@ const NAMED_SCHEMAS: TSchema[] = [
   ...storageSchemas,
   ...accessSchemas,
   ...externalSchemas,
+  ...webhookSchemas,
 ];
 
 const BODY_LIMIT = 256 * 1024;
@@ -103,7 +114,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const keyRing = KeyRing.parse(config.encryptionKeys);
   const ownsDatabase = !options.database;
   const database =
-    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? null : config.pgliteDir }));
+    options.database ?? (await openDatabase(databaseOptionsOf(config)));
   try {
     if (ownsDatabase) await migrate(database.db);
     // Refuse to start when stored rows use a key version the ring lacks: reads would fail.
@@ -164,11 +175,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const documentsRepo = createDocumentsRepo(db);
   const attachmentsRepo = createAttachmentsRepo(db);
   const storageRepo = createStorageRepo(db);
-  const blobs = createPostgresBlobStore(db);
+  const blobs = await createBlobStore(config, db);
   const accessRepo = createAccessRepo(db);
   const outboxRepo = createOutboxRepo(db);
+  const webhooksRepo = createWebhooksRepo(db);
 
-  const audit = createAuditService({ db, repo: auditRepo, clock, signer: createCheckpointSigner(config.auditCheckpointKey) });
+  const audit = createAuditService({ db, repo: auditRepo, clock, signer: createCheckpointSigner(config.auditCheckpointKey), chain: config.auditChain });
   const idempotency = createIdempotencyService({ db, repo: idempotencyRepo, keyRing, clock });
   const records = createRecordsService({ db, repo: recordsRepo, keyRing, audit, clock });
   const storage = createStorageService({ db, repo: storageRepo, audit, defaults: config });
@@ -181,7 +193,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const threads = createThreadsService({ db, repo: threadsRepo, messagesRepo, recordsRepo, records, idempotency, attachments, notices, storage, accessRepo, keyRing, audit, clock });
   const messages = createMessagesService({ db, repo: messagesRepo, threadsRepo, threads, idempotency, attachments, notices, audit, clock });
   const access = createAccessService({ db, repo: accessRepo, threadsRepo, threads, recordsRepo, records, storage, mail, keyRing, audit, clock, config });
+  const webhooks = createWebhooksService({
+    db,
+    repo: webhooksRepo,
+    keyRing,
+    audit,
+    clock,
+    log: logger,
+    policy: { allowPrivate: config.webhookAllowPrivate, requireHttps: config.env === 'production' },
+    resolver: options.webhookResolver ?? systemResolver,
+    sender: options.webhookSender ?? httpWebhookSender,
+  });
+  // Webhook deliveries are written by the audit trail's listener, in the event's transaction.
+  audit.onRecorded(webhooks.onAuditEvent);
   app.decorate('mail', mail);
+  app.decorate('webhooks', webhooks);
   app.decorate('documents', documents);
 
   await app.register(errorsPlugin, {
@@ -220,6 +246,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(documentRoutes, { service: documents });
   await app.register(storageRoutes, { service: storage });
   await app.register(accessRoutes, { service: access });
+  await app.register(webhookRoutes, { service: webhooks });
+  if (config.benchMode) await app.register(benchRoutes, { db });
   await app.register(externalRoutes, {
     access,
     threads,
@@ -240,8 +268,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
 
   const pollMs = options.mailPollMs ?? 1000;
-  if (pollMs > 0) mail.start(pollMs);
+  if (pollMs > 0) {
+    mail.start(pollMs);
+    webhooks.start(pollMs);
+  }
   app.addHook('onClose', () => mail.stop());
+  app.addHook('onClose', () => webhooks.stop());
   if (options.sweepUploads !== false) {
     // Uploads a crash left 'pending' (invisible, never counted) are removed after an hour.
     const sweep = setInterval(() => {

@@ -23,6 +23,24 @@ export type JwtConfig =
   | { kind: 'secret'; secret: string; issuer?: string; audience?: string }
   | { kind: 'public-key'; publicKey: string; algorithms: ('RS256' | 'ES256')[]; issuer?: string; audience?: string };
 
+/** BLOB_STORE=s3://bucket and the S3_* variables (src/modules/documents/s3-blob-store.ts). */
+export interface S3BlobStoreConfig {
+  kind: 's3';
+  bucket: string;
+  /** S3_ENDPOINT: an S3-compatible server (MinIO, Ceph, s3rver); undefined means AWS itself. */
+  endpoint?: string;
+  /** S3_REGION (default us-east-1). */
+  region: string;
+  /** S3_FORCE_PATH_STYLE: the bucket in the path (`http://host/bucket/key`), as most S3-compatible servers want. */
+  forcePathStyle: boolean;
+  /**
+   * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) when set; otherwise the AWS
+   * SDK's default chain (shared config and credentials files, SSO, web identity, container or
+   * instance roles).
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
 export interface Config {
   env: 'production' | 'development' | 'test';
   port: number;
@@ -30,6 +48,15 @@ export interface Config {
   dataDir: string;
   /** PostgreSQL URL; undefined means embedded PGlite (in `pgliteDir`, or in memory when null). */
   databaseUrl?: string;
+  /** DATABASE_POOL_SIZE: connections per instance (PostgreSQL only). */
+  databasePoolSize: number;
+  /**
+   * DATABASE_PREPARED_STATEMENTS: postgres.js prepares every statement once per connection
+   * (the default, and what the hot paths rely on). Turn it off behind a pooler in transaction
+   * mode that cannot keep prepared statements (PgBouncer before 1.21, or without
+   * max_prepared_statements).
+   */
+  databasePreparedStatements: boolean;
   pgliteDir: string | null;
   redisUrl?: string;
   jwt: JwtConfig;
@@ -43,7 +70,8 @@ export interface Config {
   mailFrom: string;
   mailDir: string;
   portalUrl: string;
-  blobStore: 'postgres' | { kind: 's3'; bucket: string };
+  /** BLOB_STORE: where sealed document content lives (PostgreSQL rows, or one S3 object per document). */
+  blobStore: 'postgres' | S3BlobStoreConfig;
   logLevel: string;
   trustProxy: boolean;
   /** Default per-org storage allocation (admins may set their org's own). */
@@ -57,6 +85,12 @@ export interface Config {
     lockMinutes: number;
     totalFailuresToLock: number;
   };
+  /** BENCH_MODE: bench-only routes for `npm run bench`; refused in production. */
+  benchMode: boolean;
+  /** BENCH_AUDIT_CHAIN=off (bench mode only): audit events without the hash chain, to price it. */
+  auditChain: boolean;
+  /** WEBHOOK_ALLOW_PRIVATE: let webhooks reach private, loopback and link-local addresses. */
+  webhookAllowPrivate: boolean;
   /** Names of secrets that were generated for development (for the start-up warning). */
   devSecrets: string[];
 }
@@ -110,12 +144,63 @@ function parseBool(env: Env, name: string): boolean {
 /** Shape check only; the crypto module parses and owns the key material. */
 const KEY_RING_PATTERN = /^v\d+:[A-Za-z0-9+/]{43}=(,v\d+:[A-Za-z0-9+/]{43}=)*$/;
 
+const S3_VARIABLES = ['S3_ENDPOINT', 'S3_REGION', 'S3_FORCE_PATH_STYLE'] as const;
+
 function parseBlobStore(env: Env): Config['blobStore'] {
   const raw = nonEmpty(env, 'BLOB_STORE');
-  if (raw === undefined || raw === 'postgres') return 'postgres';
+  if (raw === undefined || raw === 'postgres') {
+    // An S3 setting without an S3 store is a mistake (content would silently go to PostgreSQL).
+    const stray = S3_VARIABLES.find((name) => nonEmpty(env, name) !== undefined);
+    if (stray) throw new ConfigError(stray, 'only applies with BLOB_STORE=s3://<bucket>');
+    return 'postgres';
+  }
   const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/?$/.exec(raw);
   if (!m) throw new ConfigError('BLOB_STORE', 'must be "postgres" or "s3://<bucket>"');
-  return { kind: 's3', bucket: m[1]! };
+  return {
+    kind: 's3',
+    bucket: m[1]!,
+    endpoint: parseS3Endpoint(env),
+    region: parseS3Region(env),
+    forcePathStyle: parseBool(env, 'S3_FORCE_PATH_STYLE'),
+    credentials: parseAwsCredentials(env),
+  };
+}
+
+/** An origin only: the SDK puts the bucket in the host or the path itself. */
+function parseS3Endpoint(env: Env): string | undefined {
+  const raw = parseUrl(env, 'S3_ENDPOINT', ['http:', 'https:']);
+  if (raw === undefined) return undefined;
+  const url = new URL(raw);
+  if (url.username || url.password) {
+    throw new ConfigError('S3_ENDPOINT', 'must not carry credentials (use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)');
+  }
+  if (url.pathname !== '/' || url.search || url.hash) {
+    throw new ConfigError('S3_ENDPOINT', 'must be a scheme, host and optional port only, e.g. http://127.0.0.1:9000');
+  }
+  return url.origin;
+}
+
+function parseS3Region(env: Env): string {
+  const raw = nonEmpty(env, 'S3_REGION');
+  if (raw === undefined) return 'us-east-1';
+  // AWS names (eu-central-1) and what S3-compatible servers use (auto, garage, us-east-1).
+  if (!/^[a-z0-9]+(-[a-z0-9]+)*$/.test(raw) || raw.length > 64) {
+    throw new ConfigError('S3_REGION', 'must be a region name such as us-east-1 (lower-case letters, digits and dashes)');
+  }
+  return raw;
+}
+
+function parseAwsCredentials(env: Env): S3BlobStoreConfig['credentials'] {
+  const accessKeyId = nonEmpty(env, 'AWS_ACCESS_KEY_ID');
+  const secretAccessKey = nonEmpty(env, 'AWS_SECRET_ACCESS_KEY');
+  const sessionToken = nonEmpty(env, 'AWS_SESSION_TOKEN');
+  if (accessKeyId === undefined && secretAccessKey === undefined) {
+    if (sessionToken !== undefined) throw new ConfigError('AWS_SESSION_TOKEN', 'needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+    return undefined; // the SDK's default credential chain
+  }
+  if (accessKeyId === undefined) throw new ConfigError('AWS_ACCESS_KEY_ID', 'must be set together with AWS_SECRET_ACCESS_KEY');
+  if (secretAccessKey === undefined) throw new ConfigError('AWS_SECRET_ACCESS_KEY', 'must be set together with AWS_ACCESS_KEY_ID');
+  return { accessKeyId, secretAccessKey, ...(sessionToken !== undefined ? { sessionToken } : {}) };
 }
 
 interface DevSecrets {
@@ -177,6 +262,15 @@ function parseJwt(env: Env, dev: () => DevSecrets, devSecrets: string[]): JwtCon
 export interface LoadConfigOptions {
   /** Tests pass overrides without touching process.env. */
   overrides?: Partial<Config>;
+}
+
+function parseBench(env: Env, mode: Config['env']): { benchMode: boolean; auditChain: boolean } {
+  const benchMode = parseBool(env, 'BENCH_MODE');
+  if (benchMode && mode === 'production') throw new ConfigError('BENCH_MODE', 'is never allowed in production');
+  const chain = nonEmpty(env, 'BENCH_AUDIT_CHAIN') ?? 'on';
+  if (chain !== 'on' && chain !== 'off') throw new ConfigError('BENCH_AUDIT_CHAIN', 'must be on or off');
+  if (chain === 'off' && !benchMode) throw new ConfigError('BENCH_AUDIT_CHAIN', 'off is allowed only with BENCH_MODE=true');
+  return { benchMode, auditChain: chain === 'on' };
 }
 
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
@@ -242,6 +336,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     host,
     dataDir,
     databaseUrl,
+    databasePoolSize: parsePositiveInt(env, 'DATABASE_POOL_SIZE', 10, 200),
+    databasePreparedStatements: nonEmpty(env, 'DATABASE_PREPARED_STATEMENTS') === undefined ? true : parseBool(env, 'DATABASE_PREPARED_STATEMENTS'),
     pgliteDir: path.join(dataDir, 'pglite'),
     redisUrl: parseUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwt,
@@ -263,6 +359,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       lockMinutes: parsePositiveInt(env, 'LOCKOUT_MINUTES', 15, 10_000),
       totalFailuresToLock: parsePositiveInt(env, 'LOCKOUT_TOTAL_FAILURES', 10, 1000),
     },
+    webhookAllowPrivate: parseBool(env, 'WEBHOOK_ALLOW_PRIVATE'),
+    ...parseBench(env, mode),
     devSecrets,
     ...options.overrides,
   };

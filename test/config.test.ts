@@ -32,6 +32,8 @@ t.test('defaults for development', async (t) => {
   t.equal(config.portalUrl, 'http://localhost:3000/portal');
   t.equal(config.blobStore, 'postgres');
   t.equal(config.redisUrl, undefined);
+  t.equal(config.databasePoolSize, 10);
+  t.equal(config.databasePreparedStatements, true, 'prepared statements by default');
   t.same(config.devSecrets.sort(), ['AUDIT_CHECKPOINT_KEY', 'ENCRYPTION_KEYS', 'JWT_SECRET']);
   const file = path.join(dir, 'dev-secrets.json');
   t.ok(existsSync(file), 'dev secrets are generated in DATA_DIR');
@@ -55,8 +57,12 @@ t.test('every variable is read and validated', async (t) => {
     MAIL_DIR: '/tmp/pickup',
     PORTAL_URL: 'https://portal.example.org/messages',
     BLOB_STORE: 's3://phi-bucket',
+    DATABASE_POOL_SIZE: '25',
+    DATABASE_PREPARED_STATEMENTS: 'false',
   });
   t.match(config, {
+    databasePoolSize: 25,
+    databasePreparedStatements: false,
     port: 8080,
     host: '0.0.0.0',
     databaseUrl: 'postgres://u@db:5432/x',
@@ -85,6 +91,9 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
   refuses(t, { ...real, MAIL_FROM: 'nobody' }, 'MAIL_FROM');
   refuses(t, { ...real, LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
   refuses(t, { ...real, TRUST_PROXY: 'maybe' }, 'TRUST_PROXY');
+  refuses(t, { ...real, DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE');
+  refuses(t, { ...real, DATABASE_POOL_SIZE: '500' }, 'DATABASE_POOL_SIZE');
+  refuses(t, { ...real, DATABASE_PREPARED_STATEMENTS: 'sometimes' }, 'DATABASE_PREPARED_STATEMENTS');
   refuses(t, { JWT_SECRET: SECRET, ENCRYPTION_KEYS: 'v1:tooshort' }, 'ENCRYPTION_KEYS');
   refuses(t, { JWT_SECRET: 'short', ENCRYPTION_KEYS: KEYS }, 'JWT_SECRET');
   refuses(t, { ...real, AUDIT_CHECKPOINT_KEY: 'c2hvcnQ=' }, 'AUDIT_CHECKPOINT_KEY');
@@ -102,4 +111,48 @@ t.test('production refuses to start without real secrets and never touches DATA_
   t.equal(config.env, 'production');
   t.same(config.devSecrets, []);
   t.same(readdirSync(dir), [], 'still nothing in DATA_DIR');
+});
+
+t.test('BLOB_STORE=s3://bucket: endpoint, region, path style and credentials', async (t) => {
+  const real = { DATA_DIR: tmp(), JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS };
+  t.same(loadConfig({ ...real, BLOB_STORE: 's3://phi-docs' }).blobStore, {
+    kind: 's3',
+    bucket: 'phi-docs',
+    endpoint: undefined,
+    region: 'us-east-1',
+    forcePathStyle: false,
+    credentials: undefined,
+  }, 'AWS itself, us-east-1, virtual-hosted style, the SDK\'s credential chain');
+  const minio = loadConfig({
+    ...real,
+    BLOB_STORE: 's3://phi-docs/',
+    S3_ENDPOINT: 'http://127.0.0.1:9000/',
+    S3_REGION: 'eu-central-1',
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'secret-example',
+    AWS_SESSION_TOKEN: 'token-example',
+  });
+  t.same(minio.blobStore, {
+    kind: 's3',
+    bucket: 'phi-docs',
+    endpoint: 'http://127.0.0.1:9000',
+    region: 'eu-central-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret-example', sessionToken: 'token-example' },
+  });
+  t.equal(loadConfig({ ...real, BLOB_STORE: 'postgres', AWS_ACCESS_KEY_ID: 'AKID' }).blobStore, 'postgres', 'AWS keys alone are not an S3 setting (other tools use them)');
+
+  const s3 = { ...real, BLOB_STORE: 's3://phi-docs' };
+  refuses(t, { ...s3, S3_ENDPOINT: 'ftp://minio:21' }, 'S3_ENDPOINT');
+  refuses(t, { ...s3, S3_ENDPOINT: 'minio:9000' }, 'S3_ENDPOINT');
+  refuses(t, { ...s3, S3_ENDPOINT: 'http://minio:9000/phi-docs' }, 'S3_ENDPOINT');
+  refuses(t, { ...s3, S3_ENDPOINT: 'http://key:secret@minio:9000' }, 'S3_ENDPOINT');
+  refuses(t, { ...s3, S3_REGION: 'EU Central' }, 'S3_REGION');
+  refuses(t, { ...s3, S3_FORCE_PATH_STYLE: 'sometimes' }, 'S3_FORCE_PATH_STYLE');
+  refuses(t, { ...s3, AWS_ACCESS_KEY_ID: 'AKID' }, 'AWS_SECRET_ACCESS_KEY');
+  refuses(t, { ...s3, AWS_SECRET_ACCESS_KEY: 'secret' }, 'AWS_ACCESS_KEY_ID');
+  refuses(t, { ...s3, AWS_SESSION_TOKEN: 'token' }, 'AWS_SESSION_TOKEN');
+  refuses(t, { ...real, S3_ENDPOINT: 'http://127.0.0.1:9000' }, 'S3_ENDPOINT');
+  refuses(t, { ...real, BLOB_STORE: 'postgres', S3_FORCE_PATH_STYLE: 'true' }, 'S3_FORCE_PATH_STYLE');
 });

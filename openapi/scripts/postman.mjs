@@ -15,8 +15,10 @@
  * - bearer auth with {{token}} on the collection, inherited by every request, except the
  *   external-session routes (bearer {{sessionToken}}) and the routes declared `security: []`
  *   (no auth);
- * - a multipart body (`file` part, plus `private` before it on the library) for the upload
- *   routes when the contract describes them without a request body;
+ * - multipart bodies as the contract's forms say, with fix-ups: every `format: binary` part is
+ *   a file part (the converter emits some as text "<binary>"), a plain field gets its schema's
+ *   first example (the converter ignores 3.1 `examples`), and the plain fields come before the
+ *   file (the service reads only the fields sent before the file part);
  * - only the 2xx example responses: the converter's fake error examples (`"status": 6896`) say
  *   nothing that the shared problem+json schema does not, and tripled the file.
  */
@@ -129,15 +131,28 @@ function finishRequest(item, operations, contract) {
 
   item.response = (item.response ?? []).filter((example) => example.code >= 200 && example.code < 300);
 
-  const multipart = /multipart\/form-data/.test(operation.description ?? '') || /^upload/.test(operation.operationId ?? '');
-  if (multipart && !item.request.body && item.request.method === 'POST') {
-    const formdata = [];
-    if (/`private`/.test(operation.description ?? '')) {
-      formdata.push({ key: 'private', value: 'false', type: 'text', description: 'true keeps the document out of attachments (sent before the file)' });
-    }
-    formdata.push({ key: 'file', type: 'file', src: [], description: 'The file (at most 25 MiB); its type is judged from the content' });
-    item.request.body = { mode: 'formdata', formdata };
+  const form = formParts(operation, contract);
+  for (const request of [item.request, ...item.response.map((example) => example.originalRequest)]) {
+    if (request?.body?.mode === 'formdata') request.body.formdata = fixFormData(request.body.formdata, form);
   }
+}
+
+/** File parts as files, plain fields with their example and before the file parts. */
+function fixFormData(formdata, form) {
+  const parts = formdata.map((part) => {
+    const schema = form[part.key];
+    if (schema?.type === 'string' && schema.format === 'binary') return { key: part.key, type: 'file', src: [], description: part.description };
+    return Array.isArray(schema?.examples) && schema.examples.length > 0 ? { ...part, value: String(schema.examples[0]) } : part;
+  });
+  return [...parts.filter((part) => part.type !== 'file'), ...parts.filter((part) => part.type === 'file')];
+}
+
+/** The part schemas of the operation's multipart/form-data form, by name (a local $ref is followed). */
+function formParts(operation, contract) {
+  let schema = operation.requestBody?.content?.['multipart/form-data']?.schema;
+  const prefix = '#/components/schemas/';
+  if (typeof schema?.$ref === 'string' && schema.$ref.startsWith(prefix)) schema = contract.components?.schemas?.[schema.$ref.slice(prefix.length)];
+  return schema?.properties ?? {};
 }
 
 function walk(items, visit) {

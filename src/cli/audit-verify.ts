@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../db/client.js';
+import { databaseOptionsOf, openDatabase } from '../db/client.js';
 import { systemClock } from '../lib/clock.js';
 import { createCheckpointSigner } from '../lib/crypto/index.js';
 import { createAuditRepo } from '../modules/audit/audit.repo.js';
@@ -14,7 +14,7 @@ import { createAuditService, type Checkpoint } from '../modules/audit/audit.serv
 
 const { values } = parseArgs({ options: { org: { type: 'string' }, checkpoint: { type: 'string' } } });
 const config = loadConfig();
-const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? null : config.pgliteDir });
+const database = await openDatabase(databaseOptionsOf(config));
 const repo = createAuditRepo(database.db);
 const audit = createAuditService({ db: database.db, repo, clock: systemClock, signer: createCheckpointSigner(config.auditCheckpointKey) });
 

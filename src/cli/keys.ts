@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../db/client.js';
+import { databaseOptionsOf, openDatabase } from '../db/client.js';
 import { KeyRing } from '../lib/crypto/index.js';
 import { createKeysRepo, ENVELOPE_TABLES } from '../modules/keys/keys.repo.js';
 import { createKeysService } from '../modules/keys/keys.service.js';
@@ -21,7 +21,7 @@ if (!['status', 'rewrap'].includes(command ?? '') || !Number.isInteger(batch) ||
 
 const config = loadConfig();
 const keyRing = KeyRing.parse(config.encryptionKeys);
-const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.databaseUrl ? null : config.pgliteDir });
+const database = await openDatabase(databaseOptionsOf(config));
 const keys = createKeysService({ db: database.db, repo: createKeysRepo(database.db), keyRing });
 
 try {

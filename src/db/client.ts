@@ -27,6 +27,17 @@ export interface DatabaseOptions {
   /** Folder for PGlite; null means an in-memory database (tests). */
   pgliteDir: string | null;
   poolSize?: number;
+  /** false: no named prepared statements (a pooler in transaction mode). Default true. */
+  prepare?: boolean;
+  /** Sees every statement Drizzle sends, with its parameters (the query-plan test uses it; never log it: parameters hold sealed PHI). */
+  onQuery?: (query: string, params: unknown[]) => void;
+}
+
+/** The database a loaded configuration names (the app and the CLIs open it alike). */
+export function databaseOptionsOf(config: { databaseUrl?: string; pgliteDir: string | null; databasePoolSize: number; databasePreparedStatements: boolean }): DatabaseOptions {
+  return config.databaseUrl
+    ? { databaseUrl: config.databaseUrl, pgliteDir: null, poolSize: config.databasePoolSize, prepare: config.databasePreparedStatements }
+    : { pgliteDir: config.pgliteDir };
 }
 
 /** close() may be called by the app and by its owner; the second call is a no-op. */
@@ -35,18 +46,21 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (done ??= fn());
 }
 
+const queryLogger = (options: DatabaseOptions) => (options.onQuery ? { logQuery: options.onQuery } : false);
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl) {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const client = postgres(options.databaseUrl, {
       max: options.poolSize ?? 10,
+      prepare: options.prepare ?? true,
       onnotice: () => {},
       connect_timeout: 10,
       // Let a dead connection fail fast rather than hang a request forever.
       idle_timeout: 60,
     });
-    const db = drizzle(client, { schema }) as unknown as Db;
+    const db = drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db;
     return {
       db,
       kind: 'postgres',
@@ -61,7 +75,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (options.pgliteDir) mkdirSync(options.pgliteDir, { recursive: true });
   const client = options.pgliteDir ? new PGlite(options.pgliteDir) : new PGlite();
   await client.waitReady;
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const db = drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db;
   return {
     db,
     kind: 'pglite',

@@ -348,3 +348,70 @@ export const emailOutbox = pgTable(
     index('email_outbox_thread_notice_idx').on(t.orgId, t.threadId, t.kind, t.createdAt),
   ],
 );
+
+/**
+ * Webhook endpoints an organization registered. The signing secret is sealed under the row's
+ * own envelope: it is shown once, at registration, and read back only to sign deliveries.
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    url: text('url').notNull(),
+    description: text('description'),
+    events: text('events').array().notNull(),
+    ...envelopeColumns(),
+    secretSealed: bytea('secret_sealed').notNull(),
+    createdById: text('created_by_id').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+    deletedAt: timestamptz('deleted_at'),
+  },
+  (t) => [index('webhook_endpoints_org_idx').on(t.orgId, t.id)],
+);
+
+/**
+ * The webhook outbox and delivery log in one: a row per event per endpoint, written in the
+ * transaction of the change it announces. The payload is ids and metadata only (no PHI), so
+ * it is stored as the exact bytes that are signed and sent on every attempt.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: text('org_id').notNull(),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    payload: text('payload').notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull(),
+    attempts: integer('attempts').notNull(),
+    nextAttemptAt: timestamptz('next_attempt_at').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+    deliveredAt: timestamptz('delivered_at'),
+  },
+  (t) => [
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.id),
+  ],
+);
+
+/** One row per delivery attempt: what the receiver answered, or why it could not be reached. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id),
+    attempt: integer('attempt').notNull(),
+    attemptedAt: timestamptz('attempted_at').notNull(),
+    responseStatus: integer('response_status'),
+    error: text('error'),
+    durationMs: integer('duration_ms').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.attempt] })],
+);

@@ -18,3 +18,34 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 export const isUniqueViolation = (error: unknown): boolean => sqlState(error) === '23505';
+
+/** postgres.js and Node socket errors that mean "no database connection right now". */
+const CONNECTION_CODES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
+
+/**
+ * True when a driver error means the database is unreachable or going away (a restart, a
+ * failover, killed connections), rather than that the query was wrong: the caller may retry,
+ * so the answer is 503, not 500. SQLSTATE class 08 (connection exception), 57P01-57P03
+ * (shutdown, cannot connect now) and 53300 (too many connections) count.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (CONNECTION_CODES.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code) || code === '53300') return true;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

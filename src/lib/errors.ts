@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   attachment_wrong_record: { status: 422, title: "Only library documents and documents of the thread's own record can be attached" },
   attachment_not_allowed: { status: 422, title: 'Patrons may attach only documents they uploaded' },
   checkpoint_invalid: { status: 422, title: 'The checkpoint signature is not valid' },
+  webhook_url_refused: { status: 422, title: 'The webhook URL is not allowed' },
   idempotency_key_reused: { status: 422, title: 'The Idempotency-Key was used for a different request' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal server error' },

@@ -1,17 +1,23 @@
 /**
  * Schema helpers shared by every module. Named schemas (with `$id`) become OpenAPI
  * components with real names; routes point at them through `ref()`, which keeps TypeBox's
- * static type for the handler.
+ * static type for the handler. `ref(X, { examples })` also carries the operation's examples
+ * to the contract: the swagger plugin moves them onto the body's or response's media type
+ * (@fastify/swagger itself drops every keyword next to a `$ref`).
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pagination.js';
 import { UUID_PATTERN } from './ids.js';
 
-/** A `$ref` to a named schema (one with `$id`), typed as that schema for the handler. */
-export function ref<T extends TSchema>(schema: T) {
+/**
+ * A `$ref` to a named schema (one with `$id`), typed as that schema for the handler. Examples
+ * (type-checked against the schema) are annotations: validation and serialization ignore them;
+ * as a route's body or response they become the media type's `example` in the contract.
+ */
+export function ref<T extends TSchema>(schema: T, options: { examples?: readonly Static<T>[] } = {}) {
   const id = (schema as { $id?: unknown }).$id;
   if (typeof id !== 'string') throw new Error('ref() needs a schema with an $id');
-  return Type.Unsafe<Static<T>>({ $ref: `${id}#` });
+  return Type.Unsafe<Static<T>>(options.examples?.length ? { $ref: `${id}#`, examples: [...options.examples] } : { $ref: `${id}#` });
 }
 
 export function StringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
@@ -68,7 +74,9 @@ export function problems(...statuses: number[]) {
 
 export const PageQuery = {
   cursor: Type.Optional(Type.String({ maxLength: 512, description: 'Opaque cursor from the previous page' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE, description: `Page size, at most ${MAX_PAGE_SIZE}` }),
+  ),
 };
 
 export const NextCursor = Type.Union([Type.String(), Type.Null()], {
@@ -77,10 +85,12 @@ export const NextCursor = Type.Union([Type.String(), Type.Null()], {
 
 export const RecordKind = StringEnum(['customer', 'volunteer'] as const);
 /** The platform's own record ids: short opaque strings, safe in a URL path. */
-export const RecordExternalId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
+export const recordExternalId = (options: Record<string, unknown> = {}) =>
+  Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$', ...options });
+export const RecordExternalId = recordExternalId();
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
-    Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'Retry-safe key' }),
+    Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'Retry-safe key', examples: ['7f1c0a52-first-outreach'] }),
   ),
 });

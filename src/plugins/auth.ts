@@ -14,7 +14,7 @@ import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify
 import type { JwtConfig } from '../config.js';
 import { AppError } from '../lib/errors.js';
 import { ACTOR_ROLES, type Actor, type ActorRole, type RequestContext } from '../lib/context.js';
-import { sanitizeHeaderText } from '../lib/text.js';
+import { isStorableText, sanitizeHeaderText } from '../lib/text.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,9 +32,9 @@ const CLAIM_MAX = 128;
 function parseClaims(payload: unknown): Actor | null {
   if (payload === null || typeof payload !== 'object') return null;
   const p = payload as Record<string, unknown>;
-  // Claims end up in text columns and logs: no control characters (NUL would break SQL).
-  const str = (v: unknown, max = CLAIM_MAX) =>
-    typeof v === 'string' && v.length > 0 && v.length <= max && !/[\u0000-\u001f\u007f]/.test(v) ? v : null;
+  // Claims end up in text columns, logs and audit hashes: no control characters (NUL would
+  // break SQL) and no unpaired surrogates (stored as U+FFFD, they would break the audit chain).
+  const str = (v: unknown, max = CLAIM_MAX) => (typeof v === 'string' && v.length > 0 && v.length <= max && isStorableText(v) ? v : null);
   const role = ACTOR_ROLES.find((r) => r === p.role);
   const id = str(p.sub);
   const orgId = str(p.org);

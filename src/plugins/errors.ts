@@ -12,7 +12,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CODES, problemType, type ErrorCode } from '../lib/errors.js';
 import { IntegrityError } from '../lib/crypto/key-ring.js';
 import { requestContext } from './auth.js';
-import { sqlState } from '../db/util.js';
+import { problems } from '../lib/schemas.js';
+import { isDatabaseUnavailable, sqlState } from '../db/util.js';
 import type { AuditInput } from '../modules/audit/audit.service.js';
 
 export interface ErrorsPluginOptions {
@@ -84,6 +85,14 @@ function fastifyErrorDetail(error: FastifyError): string | undefined {
 
 export default fp(
   async function errorsPlugin(app, opts: ErrorsPluginOptions) {
+    // Fastify's JSON parser runs before any handler of a route with a JSON body, and answers
+    // 413 (over bodyLimit) and 415 (not application/json) through this handler: every such
+    // route declares both, so the contract lists what the parser can answer. Upload routes
+    // (config.multipartForm) declare their own 413/415. Registered before any route.
+    app.addHook('onRoute', (route) => {
+      if (!route.schema?.body || route.config?.multipartForm) return;
+      route.schema.response = { ...problems(413, 415), ...(route.schema.response as Record<string, unknown> | undefined) };
+    });
     app.setErrorHandler(async (error: FastifyError | AppError | Error, request, reply) => {
       if (error instanceof AppError) {
         if (error.deniedAudit && request.actor) {
@@ -115,6 +124,12 @@ export default fp(
         return sendProblem(reply, { ...problemBody('validation_failed', request.id, detail), errors });
       }
       const code = fastifyErrorCode(fe);
+      if (code === 'internal_error' && isDatabaseUnavailable(error)) {
+        // A restart, failover or dropped connection: the client may retry; nothing was half-done
+        // (every change is one transaction, and a 2xx is sent only after its commit).
+        request.log.warn({ errorName: error.name, sqlState: sqlState(error) }, 'database unavailable');
+        return sendProblem(reply, problemBody('service_unavailable', request.id, 'The database is unavailable; try again shortly'));
+      }
       if (code === 'internal_error') {
         // Driver errors can quote query parameters (PHI): log the class, SQLSTATE and stack only.
         const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');

@@ -6,10 +6,23 @@
 import fp from 'fastify-plugin';
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
 import { MAX_FILE_BYTES } from '../lib/content-policy/content-inspector.js';
 import { AppError } from '../lib/errors.js';
 import { sanitizeHeaderText } from '../lib/text.js';
 import type { UploadInput } from '../modules/documents/documents.service.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The multipart form a route reads with receiveUpload(): a named schema (with `$id`) of the
+     * parts, `file` and the fields sent before it. For the contract only (the swagger plugin makes
+     * it the `multipart/form-data` request body): the route keeps no body schema, so Fastify never
+     * tries to parse or validate the stream.
+     */
+    multipartForm?: TSchema;
+  }
+}
 
 const LIMITS = { fileSize: MAX_FILE_BYTES, files: 1, fields: 4, fieldSize: 64, fieldNameSize: 32, parts: 6, headerPairs: 20 };
 const NAME_MAX = 255;

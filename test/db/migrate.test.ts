@@ -30,6 +30,9 @@ t.test('migrations apply once, in order, and are idempotent', async (t) => {
     'records',
     'schema_migrations',
     'threads',
+    'webhook_attempts',
+    'webhook_deliveries',
+    'webhook_endpoints',
   ]);
 });
 

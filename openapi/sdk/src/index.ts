@@ -168,7 +168,11 @@ function fileForm(filename: string, bytes: FileBytes, fields: ReadonlyArray<read
   return form;
 }
 
-/** Uploads are multipart; the contract may describe them without a JSON body, so the form goes through untyped. */
+/**
+ * Uploads are multipart. The contract describes each form (DocumentUpload, LibraryDocumentUpload),
+ * but its `format: binary` file part is typed `string` by openapi-typescript, which a FormData is
+ * not: the form goes through untyped (openapi-fetch sends a FormData as it is).
+ */
 function multipartBody(form: FormData): never {
   return form as never;
 }

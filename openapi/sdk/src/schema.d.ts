@@ -532,6 +532,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's webhook endpoints
+         * @description Admins. Newest first. Secrets are never shown again.
+         */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register an endpoint for event notifications
+         * @description Admins. Deliveries are signed in the Standard Webhooks format (webhook-id, webhook-timestamp, webhook-signature) with the returned secret, retried with exponential backoff for up to 24 hours, and carry ids and metadata only, never PHI. 422 webhook_url_refused for private, loopback or link-local targets (SSRF).
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhookId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook endpoint
+         * @description Admins.
+         */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove an endpoint
+         * @description Admins. Nothing more is sent to it, deliveries still queued are marked failed, and it answers 404 from then on.
+         */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhookId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An endpoint's delivery log
+         * @description Admins. Newest first; each delivery lists every attempt and what the receiver answered.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/external/sessions": {
         parameters: {
             query?: never;
@@ -775,6 +843,26 @@ export interface components {
         AttachmentRefs: {
             documentId: string;
         }[];
+        DocumentUpload: {
+            /**
+             * Format: binary
+             * @description The file, at most 25 MiB; its type is judged from the content, never from the name or the part's Content-Type
+             */
+            file: string;
+        };
+        LibraryDocumentUpload: {
+            /**
+             * @description `true` keeps the document out of attachments; send it before the file part
+             * @example false
+             * @enum {string}
+             */
+            private?: "true" | "false";
+            /**
+             * Format: binary
+             * @description The file, at most 25 MiB; its type is judged from the content, never from the name or the part's Content-Type
+             */
+            file: string;
+        };
         Message: {
             id: string;
             threadId: string;
@@ -1009,6 +1097,74 @@ export interface components {
             expiresAt: string;
             thread: components["schemas"]["Thread"];
         };
+        /** @description Never contains the signing secret */
+        WebhookEndpoint: {
+            id: string;
+            /** Format: uri */
+            url: string;
+            description: string | null;
+            events: ("thread.created" | "message.sent" | "message.read" | "external.replied" | "access_link.granted" | "access_link.revoked" | "verification.locked")[];
+            /** @description The admin who registered it (token sub) */
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        WebhookEndpointCreated: {
+            id: string;
+            /** Format: uri */
+            url: string;
+            description: string | null;
+            events: ("thread.created" | "message.sent" | "message.read" | "external.replied" | "access_link.granted" | "access_link.revoked" | "verification.locked")[];
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The Standard Webhooks signing secret. Shown only in this answer: store it now. */
+            secret: string;
+        };
+        WebhookEndpointPage: {
+            items: components["schemas"]["WebhookEndpoint"][];
+            /** @description Pass as `cursor` to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        CreateWebhookEndpoint: {
+            /** @description https in production; private addresses are refused */
+            url: string;
+            events: ("thread.created" | "message.sent" | "message.read" | "external.replied" | "access_link.granted" | "access_link.revoked" | "verification.locked")[];
+            description?: string;
+        };
+        WebhookAttempt: {
+            attempt: number;
+            /** Format: date-time */
+            attemptedAt: string;
+            /** @description The receiver's HTTP status; null when it was not reached */
+            responseStatus: number | null;
+            error: string | null;
+            durationMs: number;
+        };
+        WebhookDelivery: {
+            id: string;
+            /** @description The webhook-id header: the same on every attempt */
+            eventId: string;
+            /** @enum {string} */
+            eventType: "thread.created" | "message.sent" | "message.read" | "external.replied" | "access_link.granted" | "access_link.revoked" | "verification.locked";
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            /** Format: date-time */
+            createdAt: string;
+            deliveredAt: string | null;
+            /** @description While pending */
+            nextAttemptAt: string | null;
+            attempts: components["schemas"]["WebhookAttempt"][];
+        };
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            /** @description Pass as `cursor` to get the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        HealthStatus: {
+            /** @description `ok` from /healthz, `ready` from /readyz */
+            status: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1033,9 +1189,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        status: string;
-                    };
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["HealthStatus"];
                 };
             };
         };
@@ -1055,9 +1214,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        status: string;
-                    };
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["HealthStatus"];
                 };
             };
             /** @description Temporarily unavailable */
@@ -1076,6 +1238,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the customer record
+                 * @example c-100
+                 */
                 customerId: string;
             };
             cookie?: never;
@@ -1088,6 +1254,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "customer",
+                     *       "id": "c-100",
+                     *       "displayName": "Jane Roe",
+                     *       "email": "jane.roe@example.org",
+                     *       "dateOfBirth": "1980-02-03",
+                     *       "phone": "+1 555 010 0000",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1134,12 +1312,24 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the customer record
+                 * @example c-100
+                 */
                 customerId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "displayName": "Jane Roe",
+                 *       "email": "jane.roe@example.org",
+                 *       "dateOfBirth": "1980-02-03",
+                 *       "phone": "+1 555 010 0000"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RecordUpsert"];
             };
         };
@@ -1150,6 +1340,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "customer",
+                     *       "id": "c-100",
+                     *       "displayName": "Jane Roe",
+                     *       "email": "jane.roe@example.org",
+                     *       "dateOfBirth": "1980-02-03",
+                     *       "phone": "+1 555 010 0000",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-03-02T14:20:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1159,6 +1361,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "customer",
+                     *       "id": "c-100",
+                     *       "displayName": "Jane Roe",
+                     *       "email": "jane.roe@example.org",
+                     *       "dateOfBirth": "1980-02-03",
+                     *       "phone": "+1 555 010 0000",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1189,6 +1403,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getVolunteer: {
@@ -1196,6 +1428,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the volunteer record
+                 * @example v-200
+                 */
                 volunteerId: string;
             };
             cookie?: never;
@@ -1208,6 +1444,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "volunteer",
+                     *       "id": "v-200",
+                     *       "displayName": "Sam Doe",
+                     *       "email": "sam.doe@example.org",
+                     *       "dateOfBirth": "1992-07-14",
+                     *       "phone": "+1 555 010 0042",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1254,12 +1502,24 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the volunteer record
+                 * @example v-200
+                 */
                 volunteerId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "displayName": "Sam Doe",
+                 *       "email": "sam.doe@example.org",
+                 *       "dateOfBirth": "1992-07-14",
+                 *       "phone": "+1 555 010 0042"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RecordUpsert"];
             };
         };
@@ -1270,6 +1530,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "volunteer",
+                     *       "id": "v-200",
+                     *       "displayName": "Sam Doe",
+                     *       "email": "sam.doe@example.org",
+                     *       "dateOfBirth": "1992-07-14",
+                     *       "phone": "+1 555 010 0042",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-03-02T14:20:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1279,6 +1551,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "volunteer",
+                     *       "id": "v-200",
+                     *       "displayName": "Sam Doe",
+                     *       "email": "sam.doe@example.org",
+                     *       "dateOfBirth": "1992-07-14",
+                     *       "phone": "+1 555 010 0042",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Record"];
                 };
             };
@@ -1309,13 +1593,34 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     createThread: {
         parameters: {
             query?: never;
             header?: {
-                /** @description Retry-safe key */
+                /**
+                 * @description Retry-safe key
+                 * @example 7f1c0a52-first-outreach
+                 */
                 "idempotency-key"?: string;
             };
             path?: never;
@@ -1323,6 +1628,22 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "record": {
+                 *         "kind": "customer",
+                 *         "id": "c-100"
+                 *       },
+                 *       "subject": "Your new schedule",
+                 *       "body": "Hello Jane, your new schedule starts next Tuesday. The care plan is attached.",
+                 *       "replyAllowed": true,
+                 *       "attachments": [
+                 *         {
+                 *           "documentId": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["CreateThread"];
             };
         };
@@ -1333,6 +1654,49 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "thread": {
+                     *         "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         },
+                     *         "subject": "Your new schedule",
+                     *         "replyAllowed": true,
+                     *         "state": "open",
+                     *         "createdBy": {
+                     *           "id": "alice",
+                     *           "name": "Alice Staff"
+                     *         },
+                     *         "createdAt": "2025-01-14T09:30:00.000Z",
+                     *         "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *         "lastActivityAt": "2025-01-14T09:30:00.000Z",
+                     *         "unreadCount": 0
+                     *       },
+                     *       "message": {
+                     *         "id": "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b",
+                     *         "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *         "author": {
+                     *           "kind": "staff",
+                     *           "id": "alice",
+                     *           "name": "Alice Staff"
+                     *         },
+                     *         "body": "Hello Jane, your new schedule starts next Tuesday. The care plan is attached.",
+                     *         "sentAt": "2025-01-14T09:30:00.000Z",
+                     *         "readAt": null,
+                     *         "attachments": [
+                     *           {
+                     *             "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *             "name": "care-plan-2025.pdf",
+                     *             "mediaType": "application/pdf",
+                     *             "size": 184320,
+                     *             "deleted": false
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ThreadCreated"];
                 };
             };
@@ -1363,6 +1727,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed but refused by a rule */
             422: {
                 headers: {
@@ -1379,6 +1761,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
@@ -1391,6 +1777,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "record": {
+                     *         "kind": "customer",
+                     *         "id": "c-100"
+                     *       },
+                     *       "subject": "Your new schedule",
+                     *       "replyAllowed": true,
+                     *       "state": "open",
+                     *       "createdBy": {
+                     *         "id": "alice",
+                     *         "name": "Alice Staff"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *       "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *       "unreadCount": 0
+                     *     }
+                     */
                     "application/json": components["schemas"]["Thread"];
                 };
             };
@@ -1430,6 +1836,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     deleteThread: {
@@ -1437,6 +1852,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
@@ -1449,6 +1868,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "deletedAt": "2032-02-01T03:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["ThreadDeleted"];
                 };
             };
@@ -1504,12 +1929,22 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "replyAllowed": false,
+                 *       "state": "closed"
+                 *     }
+                 */
                 "application/json": components["schemas"]["ThreadPatch"];
             };
         };
@@ -1520,6 +1955,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "record": {
+                     *         "kind": "customer",
+                     *         "id": "c-100"
+                     *       },
+                     *       "subject": "Your new schedule",
+                     *       "replyAllowed": false,
+                     *       "state": "closed",
+                     *       "createdBy": {
+                     *         "id": "alice",
+                     *         "name": "Alice Staff"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-15T08:00:00.000Z",
+                     *       "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *       "unreadCount": 0
+                     *     }
+                     */
                     "application/json": components["schemas"]["Thread"];
                 };
             };
@@ -1559,6 +2014,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listCustomerThreads: {
@@ -1566,10 +2048,15 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the customer record
+                 * @example c-100
+                 */
                 recordId: string;
             };
             cookie?: never;
@@ -1582,6 +2069,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "record": {
+                     *             "kind": "customer",
+                     *             "id": "c-100"
+                     *           },
+                     *           "subject": "Your new schedule",
+                     *           "replyAllowed": true,
+                     *           "state": "open",
+                     *           "createdBy": {
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *           "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *           "unreadCount": 1
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ThreadPage"];
                 };
             };
@@ -1628,10 +2140,15 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the volunteer record
+                 * @example v-200
+                 */
                 recordId: string;
             };
             cookie?: never;
@@ -1644,6 +2161,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "record": {
+                     *             "kind": "volunteer",
+                     *             "id": "v-200"
+                     *           },
+                     *           "subject": "Your new schedule",
+                     *           "replyAllowed": true,
+                     *           "state": "open",
+                     *           "createdBy": {
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *           "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *           "unreadCount": 0
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ThreadPage"];
                 };
             };
@@ -1690,6 +2232,7 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
@@ -1704,6 +2247,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "record": {
+                     *             "kind": "customer",
+                     *             "id": "c-100"
+                     *           },
+                     *           "subject": "Your new schedule",
+                     *           "replyAllowed": true,
+                     *           "state": "open",
+                     *           "createdBy": {
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *           "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *           "unreadCount": 1
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ThreadPage"];
                 };
             };
@@ -1741,10 +2309,15 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
@@ -1757,6 +2330,47 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b",
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "author": {
+                     *             "kind": "staff",
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "body": "Hello Jane, your new schedule starts next Tuesday. The care plan is attached.",
+                     *           "sentAt": "2025-01-14T09:30:00.000Z",
+                     *           "readAt": "2025-01-14T10:02:45.000Z",
+                     *           "attachments": [
+                     *             {
+                     *               "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *               "name": "care-plan-2025.pdf",
+                     *               "mediaType": "application/pdf",
+                     *               "size": 184320,
+                     *               "deleted": false
+                     *             }
+                     *           ]
+                     *         },
+                     *         {
+                     *           "id": "0192f3b1-0c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "author": {
+                     *             "kind": "patron",
+                     *             "id": "pat-1",
+                     *             "name": "Jane Roe"
+                     *           },
+                     *           "body": "Thanks, Tuesday works for me.",
+                     *           "sentAt": "2025-01-14T16:05:12.000Z",
+                     *           "readAt": null,
+                     *           "attachments": []
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["MessagePage"];
                 };
             };
@@ -1796,22 +2410,43 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     sendMessage: {
         parameters: {
             query?: never;
             header?: {
-                /** @description Retry-safe key */
+                /**
+                 * @description Retry-safe key
+                 * @example 7f1c0a52-first-outreach
+                 */
                 "idempotency-key"?: string;
             };
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "body": "Thanks, Tuesday works for me."
+                 *     }
+                 */
                 "application/json": components["schemas"]["SendMessage"];
             };
         };
@@ -1822,6 +2457,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3b1-0c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "author": {
+                     *         "kind": "patron",
+                     *         "id": "pat-1",
+                     *         "name": "Jane Roe"
+                     *       },
+                     *       "body": "Thanks, Tuesday works for me.",
+                     *       "sentAt": "2025-01-14T16:05:12.000Z",
+                     *       "readAt": null,
+                     *       "attachments": []
+                     *     }
+                     */
                     "application/json": components["schemas"]["Message"];
                 };
             };
@@ -1861,6 +2511,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed but refused by a rule */
             422: {
                 headers: {
@@ -1877,12 +2554,21 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "upTo": "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b"
+                 *     }
+                 */
                 "application/json": components["schemas"]["MarkRead"];
             };
         };
@@ -1893,6 +2579,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "readAt": "2025-01-14T10:02:45.000Z",
+                     *       "messageIds": [
+                     *         "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b"
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ReadReceipt"];
                 };
             };
@@ -1932,6 +2627,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed but refused by a rule */
             422: {
                 headers: {
@@ -1948,14 +2670,32 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
+                /**
+                 * @description Events about this customer or volunteer record (its platform id)
+                 * @example c-100
+                 */
                 recordId?: string;
+                /**
+                 * @description Events about this thread
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId?: string;
+                /** @description Events by this actor (staff id, record id or access link id) */
                 actorId?: string;
+                /**
+                 * @description One action, e.g. thread.opened or verification.failed
+                 * @example thread.opened
+                 */
                 action?: string;
+                /** @description Only events with this outcome */
                 outcome?: "success" | "denied" | "failure" | "error";
+                /** @description Events at or after this instant */
                 from?: string;
+                /** @description Events before this instant */
                 to?: string;
+                /** @description Chain order (asc, oldest first) or newest first (desc) */
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -1970,6 +2710,38 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6e-7f00-9a01-b2c3d4e5f607",
+                     *           "seq": 42,
+                     *           "occurredAt": "2025-01-14T09:30:00.000Z",
+                     *           "actor": {
+                     *             "kind": "staff",
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "action": "thread.opened",
+                     *           "outcome": "success",
+                     *           "record": {
+                     *             "kind": "customer",
+                     *             "id": "c-100"
+                     *           },
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "messageId": null,
+                     *           "documentId": null,
+                     *           "linkId": null,
+                     *           "ip": "203.0.113.7",
+                     *           "userAgent": "Mozilla/5.0",
+                     *           "requestId": "req-1a2b",
+                     *           "reason": null,
+                     *           "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"
+                     *         }
+                     *       ],
+                     *       "nextCursor": "eyJ0IjoiMjAyNS0wMS0xNFQwOTozMDowMC4wMDBaIiwiaWQiOiIwMTkyZjNhNCJ9"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditEventPage"];
                 };
             };
@@ -2005,7 +2777,12 @@ export interface operations {
     verifyAuditChain: {
         parameters: {
             query?: {
+                /**
+                 * @description Verify from this instant
+                 * @example 2025-01-01T00:00:00.000Z
+                 */
                 from?: string;
+                /** @description Verify up to this instant */
                 to?: string;
             };
             header?: never;
@@ -2020,6 +2797,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "valid": true,
+                     *       "checked": 42,
+                     *       "firstBreak": null,
+                     *       "head": {
+                     *         "seq": 42,
+                     *         "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ChainVerification"];
                 };
             };
@@ -2061,6 +2849,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "checkpoint": {
+                 *         "orgId": "org-riverside",
+                 *         "seq": 42,
+                 *         "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
+                 *         "at": "2025-01-15T00:00:00.000Z",
+                 *         "signature": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["VerifyAgainstCheckpoint"];
             };
         };
@@ -2071,6 +2870,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "valid": true,
+                     *       "checked": 42,
+                     *       "firstBreak": null,
+                     *       "head": {
+                     *         "seq": 42,
+                     *         "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ChainVerification"];
                 };
             };
@@ -2094,6 +2904,24 @@ export interface operations {
             };
             /** @description The caller may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2127,6 +2955,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "orgId": "org-riverside",
+                     *       "seq": 42,
+                     *       "hash": "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
+                     *       "at": "2025-01-15T00:00:00.000Z",
+                     *       "signature": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditCheckpoint"];
                 };
             };
@@ -2153,12 +2990,28 @@ export interface operations {
     exportAuditEvents: {
         parameters: {
             query?: {
+                /**
+                 * @description Events about this customer or volunteer record (its platform id)
+                 * @example c-100
+                 */
                 recordId?: string;
+                /**
+                 * @description Events about this thread
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId?: string;
+                /** @description Events by this actor (staff id, record id or access link id) */
                 actorId?: string;
+                /**
+                 * @description One action, e.g. thread.opened or verification.failed
+                 * @example thread.opened
+                 */
                 action?: string;
+                /** @description Only events with this outcome */
                 outcome?: "success" | "denied" | "failure" | "error";
+                /** @description Events at or after this instant */
                 from?: string;
+                /** @description Events before this instant */
                 to?: string;
             };
             header?: never;
@@ -2173,6 +3026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"id":"0192f3a4-5b6e-7f00-9a01-b2c3d4e5f607","seq":42,"occurredAt":"2025-01-14T09:30:00.000Z","actor":{"kind":"staff","id":"alice","name":"Alice Staff"},"action":"thread.opened","outcome":"success","record":{"kind":"customer","id":"c-100"},"threadId":"0192f3a4-5b6c-7d8e-9f01-23456789abcd","messageId":null,"documentId":null,"linkId":null,"ip":"203.0.113.7","userAgent":"Mozilla/5.0","requestId":"req-1a2b","reason":null,"hash":"3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"} */
                     "application/x-ndjson": string;
                 };
             };
@@ -2210,12 +3064,17 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
                 /** @description Case-insensitive name search */
                 q?: string;
             };
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the customer record
+                 * @example c-100
+                 */
                 recordId: string;
             };
             cookie?: never;
@@ -2228,6 +3087,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *           "owner": {
+                     *             "kind": "record",
+                     *             "record": {
+                     *               "kind": "customer",
+                     *               "id": "c-100"
+                     *             }
+                     *           },
+                     *           "name": "care-plan-2025.pdf",
+                     *           "mediaType": "application/pdf",
+                     *           "size": 184320,
+                     *           "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *           "private": false,
+                     *           "source": "upload",
+                     *           "createdBy": {
+                     *             "kind": "staff",
+                     *             "id": "alice"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *           "deletedAt": null
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["DocumentPage"];
                 };
             };
@@ -2274,11 +3163,19 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the customer record
+                 * @example c-100
+                 */
                 recordId: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
         responses: {
             /** @description Default Response */
             201: {
@@ -2286,6 +3183,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *       "owner": {
+                     *         "kind": "record",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         }
+                     *       },
+                     *       "name": "care-plan-2025.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 184320,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "upload",
+                     *       "createdBy": {
+                     *         "kind": "staff",
+                     *         "id": "alice"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *       "deletedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -2350,12 +3272,17 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
                 /** @description Case-insensitive name search */
                 q?: string;
             };
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the volunteer record
+                 * @example v-200
+                 */
                 recordId: string;
             };
             cookie?: never;
@@ -2368,6 +3295,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *           "owner": {
+                     *             "kind": "record",
+                     *             "record": {
+                     *               "kind": "volunteer",
+                     *               "id": "v-200"
+                     *             }
+                     *           },
+                     *           "name": "care-plan-2025.pdf",
+                     *           "mediaType": "application/pdf",
+                     *           "size": 184320,
+                     *           "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *           "private": false,
+                     *           "source": "upload",
+                     *           "createdBy": {
+                     *             "kind": "staff",
+                     *             "id": "alice"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *           "deletedAt": null
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["DocumentPage"];
                 };
             };
@@ -2414,11 +3371,19 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The platform's own id of the volunteer record
+                 * @example v-200
+                 */
                 recordId: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
         responses: {
             /** @description Default Response */
             201: {
@@ -2426,6 +3391,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *       "owner": {
+                     *         "kind": "record",
+                     *         "record": {
+                     *           "kind": "volunteer",
+                     *           "id": "v-200"
+                     *         }
+                     *       },
+                     *       "name": "care-plan-2025.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 184320,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "upload",
+                     *       "createdBy": {
+                     *         "kind": "staff",
+                     *         "id": "alice"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *       "deletedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -2490,6 +3480,7 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
                 /** @description Case-insensitive name search */
                 q?: string;
@@ -2506,6 +3497,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a0-1d2e-7f30-8a41-b5c6d7e8f901",
+                     *           "owner": {
+                     *             "kind": "library"
+                     *           },
+                     *           "name": "volunteer-handbook.pdf",
+                     *           "mediaType": "application/pdf",
+                     *           "size": 1048576,
+                     *           "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *           "private": false,
+                     *           "source": "upload",
+                     *           "createdBy": {
+                     *             "kind": "staff",
+                     *             "id": "alice"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:30:00.000Z",
+                     *           "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *           "deletedAt": null
+                     *         }
+                     *       ],
+                     *       "nextCursor": "eyJ0IjoiMjAyNS0wMS0xNFQwOTozMDowMC4wMDBaIiwiaWQiOiIwMTkyZjNhNCJ9"
+                     *     }
+                     */
                     "application/json": components["schemas"]["DocumentPage"];
                 };
             };
@@ -2545,7 +3562,11 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["LibraryDocumentUpload"];
+            };
+        };
         responses: {
             /** @description Default Response */
             201: {
@@ -2553,6 +3574,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a0-1d2e-7f30-8a41-b5c6d7e8f901",
+                     *       "owner": {
+                     *         "kind": "library"
+                     *       },
+                     *       "name": "volunteer-handbook.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 1048576,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "upload",
+                     *       "createdBy": {
+                     *         "kind": "staff",
+                     *         "id": "alice"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *       "deletedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -2608,6 +3650,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The document id
+                 * @example 0192f3a4-4e10-7c22-a1b2-c3d4e5f60718
+                 */
                 documentId: string;
             };
             cookie?: never;
@@ -2620,6 +3666,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *       "owner": {
+                     *         "kind": "record",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         }
+                     *       },
+                     *       "name": "care-plan-2025.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 184320,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "upload",
+                     *       "createdBy": {
+                     *         "kind": "staff",
+                     *         "id": "alice"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *       "deletedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -2666,6 +3737,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The document id
+                 * @example 0192f3a4-4e10-7c22-a1b2-c3d4e5f60718
+                 */
                 documentId: string;
             };
             cookie?: never;
@@ -2678,6 +3753,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *       "owner": {
+                     *         "kind": "record",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         }
+                     *       },
+                     *       "name": "care-plan-2025.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 184320,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "upload",
+                     *       "createdBy": {
+                     *         "kind": "staff",
+                     *         "id": "alice"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2025-01-14T09:30:00.000Z",
+                     *       "deletedAt": "2025-02-03T11:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -2733,19 +3833,23 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The document id
+                 * @example 0192f3a4-4e10-7c22-a1b2-c3d4e5f60718
+                 */
                 documentId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The file */
+            /** @description The file, sent with the document's own media type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "*/*": string;
                 };
             };
             /** @description The request is not valid (validation_failed, invalid_cursor) */
@@ -2810,6 +3914,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "allocationBytes": 10737418240,
+                     *       "usedBytes": 1288490189,
+                     *       "availableBytes": 9448928051,
+                     *       "documentCount": 412
+                     *     }
+                     */
                     "application/json": components["schemas"]["StorageUsage"];
                 };
             };
@@ -2848,6 +3960,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "displayName": "Riverside Community Services",
+                     *       "storageAllocationBytes": 10737418240,
+                     *       "retentionYears": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrgSettings"];
                 };
             };
@@ -2880,6 +3999,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "retentionYears": 10
+                 *     }
+                 */
                 "application/json": components["schemas"]["OrgSettingsPatch"];
             };
         };
@@ -2890,6 +4014,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "displayName": "Riverside Community Services",
+                     *       "storageAllocationBytes": 10737418240,
+                     *       "retentionYears": 10
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrgSettings"];
                 };
             };
@@ -2920,6 +4051,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listAccessLinks: {
@@ -2927,10 +4076,15 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
@@ -2943,6 +4097,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495",
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "email": "guardian@example.net",
+                     *           "state": "active",
+                     *           "verify": {
+                     *             "dateOfBirth": true,
+                     *             "phone": false
+                     *           },
+                     *           "expiresAt": "2025-01-21T09:45:00.000Z",
+                     *           "createdBy": {
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "createdAt": "2025-01-14T09:45:00.000Z",
+                     *           "lastUsedAt": "2025-01-14T12:35:00.000Z",
+                     *           "failureCount": 0,
+                     *           "lockedUntil": null,
+                     *           "revokedAt": null
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccessLinkPage"];
                 };
             };
@@ -2982,6 +4163,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     grantAccessLink: {
@@ -2989,12 +4179,26 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The thread id
+                 * @example 0192f3a4-5b6c-7d8e-9f01-23456789abcd
+                 */
                 threadId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "guardian@example.net",
+                 *       "expiresIn": "7d",
+                 *       "verify": {
+                 *         "dateOfBirth": true,
+                 *         "phone": false
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["GrantAccess"];
             };
         };
@@ -3005,6 +4209,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495",
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "email": "guardian@example.net",
+                     *       "state": "active",
+                     *       "verify": {
+                     *         "dateOfBirth": true,
+                     *         "phone": false
+                     *       },
+                     *       "expiresAt": "2025-01-21T09:45:00.000Z",
+                     *       "createdBy": {
+                     *         "id": "alice",
+                     *         "name": "Alice Staff"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:45:00.000Z",
+                     *       "lastUsedAt": null,
+                     *       "failureCount": 0,
+                     *       "lockedUntil": null,
+                     *       "revokedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccessLink"];
                 };
             };
@@ -3044,6 +4270,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed but refused by a rule */
             422: {
                 headers: {
@@ -3060,6 +4313,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The access link id
+                 * @example 0192f3a5-0a1b-7c2d-8e3f-405162738495
+                 */
                 linkId: string;
             };
             cookie?: never;
@@ -3072,7 +4329,435 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495",
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "email": "guardian@example.net",
+                     *       "state": "revoked",
+                     *       "verify": {
+                     *         "dateOfBirth": true,
+                     *         "phone": false
+                     *       },
+                     *       "expiresAt": "2025-01-21T09:45:00.000Z",
+                     *       "createdBy": {
+                     *         "id": "alice",
+                     *         "name": "Alice Staff"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:45:00.000Z",
+                     *       "lastUsedAt": null,
+                     *       "failureCount": 0,
+                     *       "lockedUntil": null,
+                     *       "revokedAt": "2025-01-15T08:10:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccessLink"];
+                };
+            };
+            /** @description The request is not valid (validation_failed, invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Page size, at most 200 */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "url": "https://crm.example.com/hooks/securecare",
+                     *           "description": "CRM read receipts",
+                     *           "events": [
+                     *             "message.sent",
+                     *             "message.read"
+                     *           ],
+                     *           "createdBy": "admin-1",
+                     *           "createdAt": "2025-01-14T09:30:00.000Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointPage"];
+                };
+            };
+            /** @description The request is not valid (validation_failed, invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://crm.example.com/hooks/securecare",
+                 *       "events": [
+                 *         "message.sent",
+                 *         "message.read"
+                 *       ],
+                 *       "description": "CRM read receipts"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateWebhookEndpoint"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "url": "https://crm.example.com/hooks/securecare",
+                     *       "description": "CRM read receipts",
+                     *       "events": [
+                     *         "message.sent",
+                     *         "message.read"
+                     *       ],
+                     *       "createdBy": "admin-1",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointCreated"];
+                };
+            };
+            /** @description The request is not valid (validation_failed, invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but refused by a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint id
+                 * @example 0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f
+                 */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Never contains the signing secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "url": "https://crm.example.com/hooks/securecare",
+                     *       "description": "CRM read receipts",
+                     *       "events": [
+                     *         "message.sent",
+                     *         "message.read"
+                     *       ],
+                     *       "createdBy": "admin-1",
+                     *       "createdAt": "2025-01-14T09:30:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is not valid (validation_failed, invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint id
+                 * @example 0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f
+                 */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is not valid (validation_failed, invalid_cursor) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page */
+                cursor?: string;
+                /** @description Page size, at most 200 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint id
+                 * @example 0192f3c0-1a2b-7c3d-8e4f-5a6b7c8d9e0f
+                 */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3c1-2b3c-7d4e-8f50-6a7b8c9d0e1f",
+                     *           "eventId": "msg_0192f3a4-5b6e-7f00-9a01-b2c3d4e5f607",
+                     *           "eventType": "message.read",
+                     *           "status": "delivered",
+                     *           "createdAt": "2025-01-14T10:02:45.000Z",
+                     *           "deliveredAt": "2025-01-14T10:03:16.000Z",
+                     *           "nextAttemptAt": null,
+                     *           "attempts": [
+                     *             {
+                     *               "attempt": 1,
+                     *               "attemptedAt": "2025-01-14T10:02:46.000Z",
+                     *               "responseStatus": 503,
+                     *               "error": null,
+                     *               "durationMs": 41
+                     *             },
+                     *             {
+                     *               "attempt": 2,
+                     *               "attemptedAt": "2025-01-14T10:03:16.000Z",
+                     *               "responseStatus": 204,
+                     *               "error": null,
+                     *               "durationMs": 38
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
                 };
             };
             /** @description The request is not valid (validation_failed, invalid_cursor) */
@@ -3122,6 +4807,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "q9LmT2xV0b7sYc4NfR8wZk1EaH3uJ6pD",
+                 *       "dateOfBirth": "1980-02-03"
+                 *     }
+                 */
                 "application/json": components["schemas"]["OpenSession"];
             };
         };
@@ -3132,6 +4823,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "sessionToken": "es_4f9c2a7b1e8d3065c2b9a7f41d0e6c35",
+                     *       "expiresAt": "2025-01-14T13:05:00.000Z",
+                     *       "thread": {
+                     *         "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         },
+                     *         "subject": "Your new schedule",
+                     *         "replyAllowed": true,
+                     *         "state": "open",
+                     *         "createdBy": {
+                     *           "id": "alice",
+                     *           "name": "Alice Staff"
+                     *         },
+                     *         "createdAt": "2025-01-14T09:30:00.000Z",
+                     *         "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *         "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *         "unreadCount": 1
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ExternalSession"];
                 };
             };
@@ -3146,6 +4861,24 @@ export interface operations {
             };
             /** @description No valid bearer token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3215,6 +4948,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "record": {
+                     *         "kind": "customer",
+                     *         "id": "c-100"
+                     *       },
+                     *       "subject": "Your new schedule",
+                     *       "replyAllowed": true,
+                     *       "state": "open",
+                     *       "createdBy": {
+                     *         "id": "alice",
+                     *         "name": "Alice Staff"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "updatedAt": "2025-01-14T09:30:00.000Z",
+                     *       "lastActivityAt": "2025-01-14T16:05:12.000Z",
+                     *       "unreadCount": 1
+                     *     }
+                     */
                     "application/json": components["schemas"]["Thread"];
                 };
             };
@@ -3234,6 +4987,7 @@ export interface operations {
             query?: {
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
+                /** @description Page size, at most 200 */
                 limit?: number;
             };
             header?: never;
@@ -3248,6 +5002,55 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b",
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "author": {
+                     *             "kind": "staff",
+                     *             "id": "alice",
+                     *             "name": "Alice Staff"
+                     *           },
+                     *           "body": "Hello Jane, your new schedule starts next Tuesday. The care plan is attached.",
+                     *           "sentAt": "2025-01-14T09:30:00.000Z",
+                     *           "readAt": "2025-01-14T10:02:45.000Z",
+                     *           "attachments": [
+                     *             {
+                     *               "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *               "name": "care-plan-2025.pdf",
+                     *               "mediaType": "application/pdf",
+                     *               "size": 184320,
+                     *               "deleted": false
+                     *             }
+                     *           ]
+                     *         },
+                     *         {
+                     *           "id": "0192f3b1-0c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                     *           "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *           "author": {
+                     *             "kind": "external",
+                     *             "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495",
+                     *             "name": "guardian@example.net"
+                     *           },
+                     *           "body": "Thank you, the signed consent form is attached.",
+                     *           "sentAt": "2025-01-14T16:05:12.000Z",
+                     *           "readAt": null,
+                     *           "attachments": [
+                     *             {
+                     *               "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *               "name": "consent-signed.pdf",
+                     *               "mediaType": "application/pdf",
+                     *               "size": 96512,
+                     *               "deleted": false
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["MessagePage"];
                 };
             };
@@ -3280,6 +5083,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "body": "Thank you, the signed consent form is attached.",
+                 *       "attachments": [
+                 *         {
+                 *           "documentId": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["SendMessage"];
             };
         };
@@ -3290,6 +5103,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3b1-0c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "author": {
+                     *         "kind": "external",
+                     *         "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495",
+                     *         "name": "guardian@example.net"
+                     *       },
+                     *       "body": "Thank you, the signed consent form is attached.",
+                     *       "sentAt": "2025-01-14T16:05:12.000Z",
+                     *       "readAt": null,
+                     *       "attachments": [
+                     *         {
+                     *           "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *           "name": "consent-signed.pdf",
+                     *           "mediaType": "application/pdf",
+                     *           "size": 96512,
+                     *           "deleted": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["Message"];
                 };
             };
@@ -3320,6 +5156,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed but refused by a rule */
             422: {
                 headers: {
@@ -3340,6 +5194,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "upTo": "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b"
+                 *     }
+                 */
                 "application/json": components["schemas"]["MarkRead"];
             };
         };
@@ -3350,6 +5209,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "threadId": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                     *       "readAt": "2025-01-14T10:02:45.000Z",
+                     *       "messageIds": [
+                     *         "0192f3a4-5b6d-7a10-8b11-1c2d3e4f5a6b"
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ReadReceipt"];
                 };
             };
@@ -3364,6 +5232,24 @@ export interface operations {
             };
             /** @description No valid bearer token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3389,7 +5275,11 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
         responses: {
             /** @description Default Response */
             201: {
@@ -3397,6 +5287,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "0192f3a4-4e10-7c22-a1b2-c3d4e5f60718",
+                     *       "owner": {
+                     *         "kind": "record",
+                     *         "record": {
+                     *           "kind": "customer",
+                     *           "id": "c-100"
+                     *         }
+                     *       },
+                     *       "name": "consent-signed.pdf",
+                     *       "mediaType": "application/pdf",
+                     *       "size": 96512,
+                     *       "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                     *       "private": false,
+                     *       "source": "external_reply",
+                     *       "createdBy": {
+                     *         "kind": "external",
+                     *         "id": "0192f3a5-0a1b-7c2d-8e3f-405162738495"
+                     *       },
+                     *       "createdAt": "2025-01-14T09:30:00.000Z",
+                     *       "retentionUntil": "2032-01-14T09:30:00.000Z",
+                     *       "deletedAt": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -3443,19 +5358,23 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The document id
+                 * @example 0192f3a4-4e10-7c22-a1b2-c3d4e5f60718
+                 */
                 documentId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The file */
+            /** @description The file, sent with the document's own media type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "*/*": string;
                 };
             };
             /** @description The request is not valid (validation_failed, invalid_cursor) */

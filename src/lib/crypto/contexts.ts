@@ -17,3 +17,6 @@ export const outboxFieldAad = (orgId: string, outboxId: string, field: 'recipien
 
 export const documentKeyContext = (orgId: string, documentId: string) => `document:${orgId}:${documentId}`;
 export const documentNameAad = (orgId: string, documentId: string) => `document:${orgId}:${documentId}:name`;
+
+export const webhookKeyContext = (orgId: string, endpointId: string) => `webhook:${orgId}:${endpointId}`;
+export const webhookSecretAad = (orgId: string, endpointId: string) => `webhook:${orgId}:${endpointId}:secret`;

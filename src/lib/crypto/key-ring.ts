@@ -2,7 +2,7 @@
  * The key ring and envelope encryption (DESIGN section 5). This folder is the only code that
  * touches key material; see README.md beside this file for the invariants.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const KEY_BYTES = 32;
 const SALT_BYTES = 32;
@@ -60,8 +60,39 @@ export interface StoredEnvelope {
   keyVersion: number;
 }
 
+/**
+ * HKDF-SHA256 (RFC 5869) for one 32-byte output block, written with two HMACs: the same bytes
+ * as `hkdfSync('sha256', ikm, salt, info, 32)` (test/lib/crypto proves it on random inputs),
+ * at about a fifth of its cost, because hkdfSync builds KeyObjects on every call (~15 µs here,
+ * once per opened envelope, so once per message sent or listed).
+ */
+function hkdfSha256(ikm: Buffer, salt: Buffer, info: string): Buffer {
+  const prk = createHmac('sha256', salt.length > 0 ? salt : Buffer.alloc(32)).update(ikm).digest();
+  return createHmac('sha256', prk).update(info, 'utf8').update(Buffer.of(1)).digest();
+}
+
+/**
+ * Nonces come from a pool filled by the CSPRNG 512 at a time: a small randomBytes() call costs
+ * ~3 µs, a slice of the pool almost nothing. Each 96-bit nonce is handed out once, copied, and
+ * the pool is refilled before any byte of it is used again. Nonces are public (they are stored
+ * beside the ciphertext), so the pool holds nothing secret.
+ */
+const noncePool = Buffer.alloc(NONCE_BYTES * 512);
+let nonceOffset = noncePool.length;
+function freshNonce(): Buffer {
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    randomFillSync(noncePool);
+    nonceOffset = 0;
+  }
+  const nonce = Buffer.from(noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES));
+  nonceOffset += NONCE_BYTES;
+  return nonce;
+}
+
+export const __testing = { hkdfSha256, freshNonce };
+
 function aesGcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = freshNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -173,7 +204,7 @@ export class KeyRing {
 
   /** KEK = HKDF-SHA256(application secret, per-row salt, context). Lives only for one call. */
   #kek(version: number, salt: Buffer, context: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', this.#secret(version), salt, KEK_INFO_PREFIX + context, KEY_BYTES));
+    return hkdfSha256(this.#secret(version), salt, KEK_INFO_PREFIX + context);
   }
 
   /** A fresh salt and data key for a new row, wrapped under the newest version. */

@@ -1,8 +1,10 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { EXAMPLE } from '../../lib/examples.js';
+import { ThreadId } from '../messages/messages.routes.js';
 import type { AccessService } from './access.service.js';
 
 export const AccessLink = Type.Object(
@@ -40,6 +42,23 @@ export const GrantAccess = Type.Object(
 
 export const accessSchemas = [AccessLink, AccessLinkPage, GrantAccess];
 
+const ACCESS_LINK_EXAMPLE: Static<typeof AccessLink> = {
+  id: EXAMPLE.linkId,
+  threadId: EXAMPLE.threadId,
+  email: EXAMPLE.recipientEmail,
+  state: 'active',
+  verify: { dateOfBirth: true, phone: false },
+  expiresAt: '2025-01-21T09:45:00.000Z',
+  createdBy: { id: EXAMPLE.staff.id, name: EXAMPLE.staff.name },
+  createdAt: '2025-01-14T09:45:00.000Z',
+  lastUsedAt: null,
+  failureCount: 0,
+  lockedUntil: null,
+  revokedAt: null,
+};
+
+const ThreadParams = Type.Object({ threadId: ThreadId }, { additionalProperties: false });
+
 export const accessRoutes: FastifyPluginAsyncTypebox<{ service: AccessService }> = async (app, { service }) => {
   app.post(
     '/v1/threads/:threadId/access-links',
@@ -52,9 +71,9 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{ service: AccessService }>
         description:
           'Staff and admins. The mail goes out through the outbox (an SMTP outage delays it, never loses it) and holds no ' +
           'PHI. 422 verification_data_missing when a requested check has no data on the record.',
-        params: Type.Object({ threadId: Uuid() }, { additionalProperties: false }),
-        body: ref(GrantAccess),
-        response: { 201: ref(AccessLink), ...problems(400, 401, 403, 404, 422) },
+        params: ThreadParams,
+        body: ref(GrantAccess, { examples: [{ email: EXAMPLE.recipientEmail, expiresIn: '7d', verify: { dateOfBirth: true, phone: false } }] }),
+        response: { 201: ref(AccessLink, { examples: [ACCESS_LINK_EXAMPLE] }), ...problems(400, 401, 403, 404, 410, 422) },
       },
     },
     async (req, reply) => reply.status(201).send(await service.grant(requestContext(req), req.params.threadId, req.body)),
@@ -69,9 +88,14 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{ service: AccessService }>
         tags: ['external access'],
         summary: "A thread's access links and their state",
         description: 'Staff and admins. Newest first.',
-        params: Type.Object({ threadId: Uuid() }, { additionalProperties: false }),
+        params: ThreadParams,
         querystring: Type.Object(PageQuery, { additionalProperties: false }),
-        response: { 200: ref(AccessLinkPage), ...problems(400, 401, 403, 404) },
+        response: {
+          200: ref(AccessLinkPage, {
+            examples: [{ items: [{ ...ACCESS_LINK_EXAMPLE, lastUsedAt: '2025-01-14T12:35:00.000Z' }], nextCursor: null }],
+          }),
+          ...problems(400, 401, 403, 404, 410),
+        },
       },
     },
     async (req) => service.list(requestContext(req), req.params.threadId, { cursor: req.query.cursor, limit: req.query.limit ?? DEFAULT_PAGE_SIZE }),
@@ -86,8 +110,11 @@ export const accessRoutes: FastifyPluginAsyncTypebox<{ service: AccessService }>
         tags: ['external access'],
         summary: 'Revoke a link at once',
         description: 'Every session opened through it fails on its next request. Revoking twice is harmless.',
-        params: Type.Object({ linkId: Uuid() }, { additionalProperties: false }),
-        response: { 200: ref(AccessLink), ...problems(400, 401, 403, 404) },
+        params: Type.Object({ linkId: Uuid({ description: 'The access link id', examples: [EXAMPLE.linkId] }) }, { additionalProperties: false }),
+        response: {
+          200: ref(AccessLink, { examples: [{ ...ACCESS_LINK_EXAMPLE, state: 'revoked', revokedAt: '2025-01-15T08:10:00.000Z' }] }),
+          ...problems(400, 401, 403, 404),
+        },
       },
     },
     async (req) => service.revoke(requestContext(req), req.params.linkId),

@@ -21,7 +21,7 @@ import { accessLinkEmailAad, type KeyRing } from '../../lib/crypto/index.js';
 import { AppError } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { normalizeDate, normalizePhone, sameValue } from '../../lib/identity-checks.js';
-import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
+import { decodeCursor, parseInstant, toPage, type Page } from '../../lib/pagination.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { MailService } from '../mail/mail.service.js';
 import type { RecordsRepo } from '../records/records.repo.js';
@@ -129,7 +129,8 @@ export function createAccessService(deps: Deps) {
     if (input.expiresIn && input.expiresAt) throw new AppError('validation_failed', 'Give expiresIn or expiresAt, not both');
     if (input.expiresIn) return new Date(now.getTime() + EXPIRES_IN[input.expiresIn]);
     if (!input.expiresAt) throw new AppError('validation_failed', 'Give expiresIn ("3d", "7d", "30d") or expiresAt');
-    const at = new Date(input.expiresAt);
+    // The date-time format admits a leap second (23:59:60), which Date cannot represent.
+    const at = parseInstant(input.expiresAt, 'body/expiresAt')!;
     if (at <= now || at.getTime() - now.getTime() > MAX_LINK_MS) {
       throw new AppError('validation_failed', 'body/expiresAt must be in the future and at most 90 days ahead');
     }

@@ -2,19 +2,28 @@
  * The routes an external recipient uses, with an access-link session only. Each one works on
  * the single thread the link grants; the thread id never comes from the request.
  */
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { clearedSessionCookie, sessionCookie, sessionTokenOf } from '../../plugins/external-session.js';
 import { receiveUpload } from '../../plugins/uploads.js';
-import { PageQuery, problems, ref, Uuid } from '../../lib/schemas.js';
+import { PageQuery, problems, ref } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import { sanitizeHeaderText } from '../../lib/text.js';
-import { Document, downloadHeaders } from '../documents/documents.routes.js';
+import { Document, DOCUMENT_EXAMPLE, DocumentId, DocumentUpload, downloadHeaders } from '../documents/documents.routes.js';
 import type { DocumentsService } from '../documents/documents.service.js';
-import { MarkRead, Message, MessagePage, ReadReceipt, SendMessage } from '../messages/messages.routes.js';
+import {
+  MarkRead,
+  Message,
+  MESSAGE_EXAMPLE,
+  MessagePage,
+  READ_RECEIPT_EXAMPLE,
+  ReadReceipt,
+  SendMessage,
+} from '../messages/messages.routes.js';
 import type { MessagesService } from '../messages/messages.service.js';
-import { Thread } from '../threads/threads.routes.js';
+import { Thread, THREAD_EXAMPLE } from '../threads/threads.routes.js';
 import type { ThreadsService } from '../threads/threads.service.js';
 import type { AccessService } from './access.service.js';
 
@@ -37,6 +46,17 @@ export const ExternalSession = Type.Object(
 );
 
 export const externalSchemas = [OpenSession, ExternalSession];
+
+/** The recipient's reply, with a document it uploaded (it lands on the thread's record). */
+const EXTERNAL_REPLY_EXAMPLE: Static<typeof Message> = {
+  ...MESSAGE_EXAMPLE,
+  id: EXAMPLE.replyId,
+  author: { kind: 'external', id: EXAMPLE.linkId, name: EXAMPLE.recipientEmail },
+  body: 'Thank you, the signed consent form is attached.',
+  sentAt: EXAMPLE.repliedAt,
+  readAt: null,
+  attachments: [{ id: EXAMPLE.documentId, name: 'consent-signed.pdf', mediaType: 'application/pdf', size: 96_512, deleted: false }],
+};
 
 interface Services {
   access: AccessService;
@@ -65,8 +85,19 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
           'Rate limited per IP (429 with Retry-After). Unknown, expired, revoked and locked links and failed checks all ' +
           'answer the same 401 external_access_denied.',
         security: [],
-        body: ref(OpenSession),
-        response: { 201: ref(ExternalSession), ...problems(400, 401, 429, 503) },
+        body: ref(OpenSession, { examples: [{ token: 'q9LmT2xV0b7sYc4NfR8wZk1EaH3uJ6pD', dateOfBirth: '1980-02-03' }] }),
+        response: {
+          201: ref(ExternalSession, {
+            examples: [
+              {
+                sessionToken: 'es_4f9c2a7b1e8d3065c2b9a7f41d0e6c35',
+                expiresAt: '2025-01-14T13:05:00.000Z',
+                thread: { ...THREAD_EXAMPLE, unreadCount: 1 },
+              },
+            ],
+          }),
+          ...problems(400, 401, 429, 503),
+        },
       },
     },
     async (req, reply) => {
@@ -105,7 +136,7 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         summary: 'The thread this session may read',
         description: 'Audited as thread.opened.',
         security: externalSecurity,
-        response: { 200: ref(Thread), ...problems(401) },
+        response: { 200: ref(Thread, { examples: [{ ...THREAD_EXAMPLE, unreadCount: 1 }] }), ...problems(401) },
       },
     },
     async (req) => {
@@ -125,7 +156,7 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         description: 'Keyset-paged, with read receipts and attachments.',
         security: externalSecurity,
         querystring: Type.Object(PageQuery, { additionalProperties: false }),
-        response: { 200: ref(MessagePage), ...problems(400, 401) },
+        response: { 200: ref(MessagePage, { examples: [{ items: [MESSAGE_EXAMPLE, EXTERNAL_REPLY_EXAMPLE], nextCursor: null }] }), ...problems(400, 401) },
       },
     },
     async (req) => {
@@ -144,8 +175,8 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         summary: 'Reply on the thread',
         description: '403 unless staff allowed replies and the thread is open. Attachments: documents uploaded with POST /v1/external/documents.',
         security: externalSecurity,
-        body: ref(SendMessage),
-        response: { 201: ref(Message), ...problems(400, 401, 403, 422) },
+        body: ref(SendMessage, { examples: [{ body: EXTERNAL_REPLY_EXAMPLE.body, attachments: [{ documentId: EXAMPLE.documentId }] }] }),
+        response: { 201: ref(Message, { examples: [EXTERNAL_REPLY_EXAMPLE] }), ...problems(400, 401, 403, 422) },
       },
     },
     async (req, reply) => {
@@ -164,8 +195,8 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         summary: "Mark staff's messages read",
         description: 'Sets readAt once on staff messages up to upTo.',
         security: externalSecurity,
-        body: ref(MarkRead),
-        response: { 200: ref(ReadReceipt), ...problems(400, 401, 422) },
+        body: ref(MarkRead, { examples: [{ upTo: EXAMPLE.messageId }] }),
+        response: { 200: ref(ReadReceipt, { examples: [READ_RECEIPT_EXAMPLE] }), ...problems(400, 401, 422) },
       },
     },
     async (req) => {
@@ -178,6 +209,7 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
     '/v1/external/documents',
     {
       onRequest: app.authorizeExternal,
+      config: { multipartForm: DocumentUpload },
       schema: {
         operationId: 'uploadExternalDocument',
         tags: ['external access'],
@@ -185,7 +217,20 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         description: 'The same limits as every upload: 25 MiB, types judged by content (415 otherwise). Then attach it by id.',
         security: externalSecurity,
         consumes: ['multipart/form-data'],
-        response: { 201: ref(Document), ...problems(400, 401, 413, 415) },
+        response: {
+          201: ref(Document, {
+            examples: [
+              {
+                ...DOCUMENT_EXAMPLE,
+                name: 'consent-signed.pdf',
+                size: 96_512,
+                source: 'external_reply',
+                createdBy: { kind: 'external', id: EXAMPLE.linkId },
+              },
+            ],
+          }),
+          ...problems(400, 401, 413, 415),
+        },
       },
     },
     async (req, reply) => {
@@ -204,9 +249,9 @@ export const externalRoutes: FastifyPluginAsyncTypebox<Services> = async (app, s
         summary: 'Download a document attached in this thread',
         description: 'Only documents attached to messages of this thread (or uploaded by this recipient); anything else is 404.',
         security: externalSecurity,
-        params: Type.Object({ documentId: Uuid() }, { additionalProperties: false }),
+        params: Type.Object({ documentId: DocumentId }, { additionalProperties: false }),
         response: {
-          200: { description: 'The file', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          200: { description: "The file, sent with the document's own media type", content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
           ...problems(400, 401, 404, 410),
         },
       },

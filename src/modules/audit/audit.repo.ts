@@ -31,9 +31,9 @@ export function createAuditRepo(db: DbOrTx) {
       return head!;
     },
 
-    async append(tx: DbOrTx, row: AuditEventRow): Promise<void> {
+    async append(tx: DbOrTx, row: AuditEventRow, moveHead = true): Promise<void> {
       await tx.insert(auditEvents).values(row);
-      await tx.update(auditChainHeads).set({ seq: row.seq, hash: row.hash }).where(eq(auditChainHeads.orgId, row.orgId));
+      if (moveHead) await tx.update(auditChainHeads).set({ seq: row.seq, hash: row.hash }).where(eq(auditChainHeads.orgId, row.orgId));
     },
 
     async list(orgId: string, filters: AuditFilters, page: { afterSeq?: number; limit: number; order: 'asc' | 'desc' }) {

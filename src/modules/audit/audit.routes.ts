@@ -1,10 +1,11 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { requestContext } from '../../plugins/auth.js';
 import { AppError } from '../../lib/errors.js';
 import { NO_CONTROL, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE, parseInstant } from '../../lib/pagination.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import type { AuditService } from './audit.service.js';
 
 const Outcome = StringEnum(['success', 'denied', 'failure', 'error'] as const);
@@ -80,17 +81,51 @@ export const auditSchemas = [AuditEvent, AuditEventPage, ChainVerification, Chec
 
 /** The filters shared by the list and the export. */
 const FILTERS = {
-  recordId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-  threadId: Type.Optional(Uuid()),
-  actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL })),
-  action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL })),
-  outcome: Type.Optional(Outcome),
-  from: Type.Optional(Type.String({ format: 'date-time' })),
-  to: Type.Optional(Type.String({ format: 'date-time' })),
+  recordId: Type.Optional(
+    Type.String({ maxLength: 128, pattern: NO_CONTROL, description: 'Events about this customer or volunteer record (its platform id)', examples: [EXAMPLE.customerId] }),
+  ),
+  threadId: Type.Optional(Uuid({ description: 'Events about this thread', examples: [EXAMPLE.threadId] })),
+  actorId: Type.Optional(Type.String({ maxLength: 128, pattern: NO_CONTROL, description: 'Events by this actor (staff id, record id or access link id)' })),
+  action: Type.Optional(Type.String({ maxLength: 64, pattern: NO_CONTROL, description: 'One action, e.g. thread.opened or verification.failed', examples: ['thread.opened'] })),
+  outcome: Type.Optional(StringEnum(['success', 'denied', 'failure', 'error'] as const, { description: 'Only events with this outcome' })),
+  from: Type.Optional(Type.String({ format: 'date-time', description: 'Events at or after this instant' })),
+  to: Type.Optional(Type.String({ format: 'date-time', description: 'Events before this instant' })),
+};
+
+/** A made-up event: what an admin sees when a staff member opens a thread. */
+const AUDIT_EVENT_EXAMPLE: Static<typeof AuditEvent> = {
+  id: EXAMPLE.auditEventId,
+  seq: 42,
+  occurredAt: EXAMPLE.createdAt,
+  actor: { kind: 'staff', id: EXAMPLE.staff.id, name: EXAMPLE.staff.name },
+  action: 'thread.opened',
+  outcome: 'success',
+  record: { kind: 'customer', id: EXAMPLE.customerId },
+  threadId: EXAMPLE.threadId,
+  messageId: null,
+  documentId: null,
+  linkId: null,
+  ip: '203.0.113.7',
+  userAgent: 'Mozilla/5.0',
+  requestId: 'req-1a2b',
+  reason: null,
+  hash: EXAMPLE.hash,
+};
+const VERIFICATION_EXAMPLE: Static<typeof ChainVerification> = { valid: true, checked: 42, firstBreak: null, head: { seq: 42, hash: EXAMPLE.hash } };
+const CHECKPOINT_EXAMPLE: Static<typeof Checkpoint> = {
+  orgId: 'org-riverside',
+  seq: 42,
+  hash: EXAMPLE.hash,
+  at: '2025-01-15T00:00:00.000Z',
+  signature: EXAMPLE.checksum,
+};
+const WINDOW_QUERY = {
+  from: Type.Optional(Type.String({ format: 'date-time', description: 'Verify from this instant', examples: ['2025-01-01T00:00:00.000Z'] })),
+  to: Type.Optional(Type.String({ format: 'date-time', description: 'Verify up to this instant' })),
 };
 
 const AuditQuery = Type.Object(
-  { ...PageQuery, ...FILTERS, order: Type.Optional(StringEnum(['asc', 'desc'] as const, { default: 'asc' })) },
+  { ...PageQuery, ...FILTERS, order: Type.Optional(StringEnum(['asc', 'desc'] as const, { default: 'asc', description: 'Chain order (asc, oldest first) or newest first (desc)' })) },
   { additionalProperties: false },
 );
 
@@ -107,7 +142,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         summary: "The organization's audit trail",
         description: 'Admins only. Filters combine with AND; pages follow the chain order (oldest first unless order=desc).',
         querystring: AuditQuery,
-        response: { 200: ref(AuditEventPage), ...problems(400, 401, 403) },
+        response: { 200: ref(AuditEventPage, { examples: [{ items: [AUDIT_EVENT_EXAMPLE], nextCursor: EXAMPLE.cursor }] }), ...problems(400, 401, 403) },
       },
     },
     async (req) => {
@@ -131,11 +166,8 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         description:
           'Admins only. Reports the first broken link, if any, and the head reached. With from/to, verifies that window ' +
           "(starting from the first event's own prev_hash).",
-        querystring: Type.Object(
-          { from: Type.Optional(Type.String({ format: 'date-time' })), to: Type.Optional(Type.String({ format: 'date-time' })) },
-          { additionalProperties: false },
-        ),
-        response: { 200: ref(ChainVerification), ...problems(400, 401, 403) },
+        querystring: Type.Object(WINDOW_QUERY, { additionalProperties: false }),
+        response: { 200: ref(ChainVerification, { examples: [VERIFICATION_EXAMPLE] }), ...problems(400, 401, 403) },
       },
     },
     async (req) =>
@@ -153,8 +185,8 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         description:
           'Admins only. Detects a rewritten chain (the event at the checkpoint position no longer has its hash) and a ' +
           'truncated tail (the chain no longer reaches the checkpoint). 422 when the signature is not valid.',
-        body: ref(VerifyAgainstCheckpoint),
-        response: { 200: ref(ChainVerification), ...problems(400, 401, 403, 422) },
+        body: ref(VerifyAgainstCheckpoint, { examples: [{ checkpoint: CHECKPOINT_EXAMPLE }] }),
+        response: { 200: ref(ChainVerification, { examples: [VERIFICATION_EXAMPLE] }), ...problems(400, 401, 403, 422) },
       },
     },
     async (req) => {
@@ -176,7 +208,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         tags: ['audit'],
         summary: "A signed checkpoint of the organization's chain head",
         description: 'Admins only. Keep it somewhere the database cannot reach; later, POST it to /v1/audit-events/verify.',
-        response: { 200: ref(Checkpoint), ...problems(401, 403) },
+        response: { 200: ref(Checkpoint, { examples: [CHECKPOINT_EXAMPLE] }), ...problems(401, 403) },
       },
     },
     async (req) => {
@@ -197,7 +229,8 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ service: AuditService }> =
         description: 'Admins only. One AuditEvent per line, in chain order, streamed in batches (never buffered whole). Same filters as the list.',
         querystring: ExportQuery,
         response: {
-          200: { description: 'NDJSON: one AuditEvent per line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+          200: { description: 'NDJSON: one AuditEvent per line', content: { 'application/x-ndjson': { schema: { type: 'string' }, example: `${JSON.stringify(AUDIT_EVENT_EXAMPLE)}\n` } },
+          },
           ...problems(400, 401, 403),
         },
       },

@@ -7,6 +7,7 @@
  * - events carry ids, actions and outcomes only: never PHI, never tokens. A patron's name is
  *   PHI, so only staff-side actors get a name snapshot.
  */
+import { randomInt } from 'node:crypto';
 import type { Db, DbOrTx } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/context.js';
@@ -50,15 +51,28 @@ export interface AuditEventView {
   hash: string;
 }
 
+/** A recorded event, as it was appended (ids, action, outcome; never PHI). */
+export type RecordedAuditEvent = Omit<AuditEventRow, 'hash'>;
+
+/**
+ * Called inside the transaction that appended the event, so whatever a listener writes (a
+ * webhook delivery) commits or rolls back with the change and its audit event.
+ */
+export type AuditListener = (tx: DbOrTx, event: RecordedAuditEvent) => Promise<void>;
+
 const VERIFY_BATCH = 1000;
 const EXPORT_BATCH = 1000;
 
-export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock; signer: CheckpointSigner }) {
+export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock; signer: CheckpointSigner; chain?: boolean }) {
   const { db, repo, clock, signer } = deps;
+  const chained = deps.chain ?? true;
+  const listeners: AuditListener[] = [];
 
   async function record(tx: DbOrTx, ctx: RequestContext, input: AuditInput): Promise<void> {
     const orgId = ctx.actor.orgId;
-    const head = await repo.lockHead(tx, orgId);
+    // BENCH_AUDIT_CHAIN=off (bench mode only, never production): the same row, without the
+    // head lock that serializes an org's writers, at a random negative position.
+    const head = chained ? await repo.lockHead(tx, orgId) : { seq: -randomInt(2, 2 ** 47), hash: GENESIS_HASH };
     // Patron names and external recipients' addresses are PHI: only staff-side names are kept.
     const staffSide = ctx.actor.role !== 'patron' && ctx.actor.role !== 'external';
     const fields = {
@@ -84,11 +98,17 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       requestId: ctx.requestId,
       reason: input.reason ?? null,
     };
-    await repo.append(tx, { ...fields, hash: chainHash(fields) });
+    await repo.append(tx, { ...fields, hash: chainHash(fields) }, chained);
+    for (const listener of listeners) await listener(tx, fields);
   }
 
   return {
     record,
+
+    /** Registered by the composition root (webhooks), before the app serves requests. */
+    onRecorded(listener: AuditListener) {
+      listeners.push(listener);
+    },
 
     /** For events with no change to share a transaction with (denials, integrity failures). */
     async recordStandalone(ctx: RequestContext, input: AuditInput): Promise<void> {

@@ -1,5 +1,7 @@
 /**
- * Where sealed document chunks live. PostgreSQL rows by default; the scale work adds S3.
+ * Where sealed document chunks live: PostgreSQL rows (`document_chunks`, the default) or one S3
+ * object per document (`BLOB_STORE=s3://bucket`, s3-blob-store.ts). `createBlobStore` picks one
+ * from the configuration. The invariants every store keeps are in README.md beside this file.
  *
  * Invariant: `write` holds no transaction (and no pooled connection) while it waits for the
  * client: each batch of chunks is written on its own. The document stays 'pending', and
@@ -7,6 +9,7 @@
  * caller removes what was written (and a sweeper removes what a crash left behind).
  */
 import { and, asc, eq, gte } from 'drizzle-orm';
+import type { Config } from '../../config.js';
 import type { Db, DbOrTx } from '../../db/client.js';
 import { documentChunks } from '../../db/schema.js';
 import type { SealedChunk } from '../../lib/crypto/index.js';
@@ -17,12 +20,42 @@ export interface BlobRef {
 }
 
 export interface BlobStore {
-  /** Stores the chunks in order; returns the number of chunks and stored bytes. */
+  /**
+   * Stores the chunks in order; returns the number of chunks and stored bytes. When it
+   * resolves, the content is complete and durable; when it rejects, it may have left part of
+   * the content behind, which the caller removes with `remove`.
+   */
   write(ref: BlobRef, chunks: AsyncIterable<SealedChunk>): Promise<{ chunkCount: number; storedBytes: number }>;
-  /** Streams the chunks back in index order, a few at a time. */
+  /**
+   * Streams the chunks back in index order, a few at a time. Content that is missing yields
+   * no chunks (openChunks then fails the integrity check, as for any dropped chunk).
+   */
   read(ref: BlobRef): AsyncIterable<SealedChunk>;
-  /** Deletes the content (crypto-shredding also destroys the key). */
+  /**
+   * Deletes the content: a refused or broken upload's (in the transaction that deletes its
+   * pending row), or a shredded document's (crypto-shredding also destroys the key). Deleting
+   * content that is not there is not an error.
+   */
   remove(tx: DbOrTx, ref: BlobRef): Promise<void>;
+  /**
+   * Deletes content last written before `olderThan` whose document row is missing, not
+   * 'ready', or shredded, and aborts unfinished writes begun before it; returns how many it
+   * removed. `olderThan` must lie further back than the longest upload can take (uploads are
+   * cut at 180 s; the service passes an hour). Called by DocumentsService.sweepPendingUploads.
+   */
+  sweepOrphans(olderThan: Date): Promise<number>;
+  /** Releases connections (the S3 client's sockets); the store is not used afterwards. */
+  close(): Promise<void>;
+}
+
+/**
+ * The configured store. The S3 driver (and the AWS SDK, ~0.3 s and ~30 MB to load) is imported
+ * only when BLOB_STORE names a bucket.
+ */
+export async function createBlobStore(config: Pick<Config, 'blobStore'>, db: Db): Promise<BlobStore> {
+  if (config.blobStore === 'postgres') return createPostgresBlobStore(db);
+  const { createS3BlobStore } = await import('./s3-blob-store.js');
+  return createS3BlobStore(db, config.blobStore);
 }
 
 /** Chunks per INSERT: ~1 MiB a statement keeps round trips low and memory bounded. */
@@ -69,5 +102,14 @@ export function createPostgresBlobStore(db: Db): BlobStore {
     async remove(tx, ref) {
       await tx.delete(documentChunks).where(and(eq(documentChunks.documentId, ref.documentId), eq(documentChunks.orgId, ref.orgId)));
     },
+
+    async sweepOrphans() {
+      // Nothing to do here: every chunk row references its document row (foreign key), chunks
+      // are deleted in the same transaction as a pending row or a shredded document's key, and
+      // sweepPendingUploads removes the chunks of uploads a crash left pending.
+      return 0;
+    },
+
+    async close() {},
   };
 }

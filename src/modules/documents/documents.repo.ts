@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, ilike, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
-import { documentChunks, documents, messageAttachments, records, threads } from '../../db/schema.js';
+import { documents, messageAttachments, records, threads } from '../../db/schema.js';
 import type { DocumentWithRecord } from './document-codec.js';
 
 export type DocumentRow = typeof documents.$inferSelect;
@@ -87,9 +87,11 @@ export function createDocumentsRepo(db: DbOrTx) {
       return rows.map(flatten);
     },
 
-    /** Removes an upload that never became ready: its chunks, then its row. */
+    /**
+     * Removes the row of an upload that never became ready. Its content belongs to the
+     * BlobStore: the caller removes it first, in the same transaction (`blobs.remove`).
+     */
     async deletePending(orgId: string, id: string, tx: DbOrTx = db) {
-      await tx.delete(documentChunks).where(and(eq(documentChunks.orgId, orgId), eq(documentChunks.documentId, id)));
       await tx.delete(documents).where(and(eq(documents.orgId, orgId), eq(documents.id, id), eq(documents.status, 'pending')));
     },
 

@@ -1,9 +1,10 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { receiveUpload } from '../../plugins/uploads.js';
-import { NO_CONTROL, NextCursor, PageQuery, problems, RecordExternalId, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { NO_CONTROL, NextCursor, PageQuery, problems, recordExternalId, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import type { DocumentView } from './document-codec.js';
 import type { DocumentsService } from './documents.service.js';
 
@@ -57,7 +58,62 @@ export const AttachmentRefs = Type.Array(Type.Object({ documentId: Uuid() }, { a
   description: 'Documents to attach: a non-private library document or a document of the thread record. Never copied.',
 });
 
-export const documentSchemas = [Document, DocumentPage, Attachment, AttachmentRefs];
+const FILE_PART = Type.String({
+  format: 'binary',
+  description: 'The file, at most 25 MiB; its type is judged from the content, never from the name or the part\'s Content-Type',
+});
+
+/** The multipart form of the record and external uploads (documented only: receiveUpload() reads the stream). */
+export const DocumentUpload = Type.Object({ file: FILE_PART }, { $id: 'DocumentUpload', additionalProperties: false });
+
+/** The library upload's form: `private` must come before the file part to be read. */
+export const LibraryDocumentUpload = Type.Object(
+  {
+    private: Type.Optional(
+      StringEnum(['true', 'false'] as const, {
+        description: '`true` keeps the document out of attachments; send it before the file part',
+        examples: ['false'],
+      }),
+    ),
+    file: FILE_PART,
+  },
+  { $id: 'LibraryDocumentUpload', additionalProperties: false },
+);
+
+export const documentSchemas = [Document, DocumentPage, Attachment, AttachmentRefs, DocumentUpload, LibraryDocumentUpload];
+
+export const DOCUMENT_EXAMPLE: Static<typeof Document> = {
+  id: EXAMPLE.documentId,
+  owner: { kind: 'record', record: { kind: 'customer', id: EXAMPLE.customerId } },
+  name: 'care-plan-2025.pdf',
+  mediaType: 'application/pdf',
+  size: 184_320,
+  checksum: EXAMPLE.checksum,
+  private: false,
+  source: 'upload',
+  createdBy: { kind: 'staff', id: EXAMPLE.staff.id },
+  createdAt: EXAMPLE.createdAt,
+  retentionUntil: '2032-01-14T09:30:00.000Z',
+  deletedAt: null,
+};
+
+const LIBRARY_DOCUMENT_EXAMPLE: Static<typeof Document> = {
+  ...DOCUMENT_EXAMPLE,
+  id: '0192f3a0-1d2e-7f30-8a41-b5c6d7e8f901',
+  owner: { kind: 'library' },
+  name: 'volunteer-handbook.pdf',
+  size: 1_048_576,
+};
+
+export const ATTACHMENT_EXAMPLE: Static<typeof Attachment> = {
+  id: EXAMPLE.documentId,
+  name: DOCUMENT_EXAMPLE.name,
+  mediaType: DOCUMENT_EXAMPLE.mediaType,
+  size: DOCUMENT_EXAMPLE.size,
+  deleted: false,
+};
+
+const DOCUMENT_PAGE_EXAMPLE: Static<typeof DocumentPage> = { items: [DOCUMENT_EXAMPLE], nextCursor: null };
 
 const UPLOAD_DESCRIPTION =
   'multipart/form-data with the file in a part named `file` (at most 25 MiB = 26,214,400 bytes). The type is judged from ' +
@@ -72,8 +128,18 @@ const ListQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-const DocumentParams = Type.Object({ documentId: Uuid() }, { additionalProperties: false });
-const RecordParams = Type.Object({ recordId: RecordExternalId }, { additionalProperties: false });
+export const DocumentId = Uuid({ description: 'The document id', examples: [EXAMPLE.documentId] });
+const DocumentParams = Type.Object({ documentId: DocumentId }, { additionalProperties: false });
+const recordParams = (kind: 'customer' | 'volunteer') =>
+  Type.Object(
+    {
+      recordId: recordExternalId({
+        description: `The platform's own id of the ${kind} record`,
+        examples: [kind === 'customer' ? EXAMPLE.customerId : EXAMPLE.volunteerId],
+      }),
+    },
+    { additionalProperties: false },
+  );
 
 /** RFC 6266: an ASCII fallback plus the exact UTF-8 name in filename*. */
 export function contentDisposition(name: string): string {
@@ -90,14 +156,24 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
       `/v1/${kind}s/:recordId/documents`,
       {
         onRequest: app.authorize(['staff', 'admin', 'patron'], 'document.created'),
+        config: { multipartForm: DocumentUpload },
         schema: {
           operationId: `upload${Kind}Document`,
           tags: ['documents'],
           summary: `Upload a file to a ${kind}'s repository`,
           description: `${UPLOAD_DESCRIPTION} Staff and admins upload to any ${kind}; a patron uploads only to its own record (then attaches it to a reply).`,
           consumes: ['multipart/form-data'],
-          params: RecordParams,
-          response: { 201: ref(Document), ...problems(400, 401, 403, 404, 413, 415) },
+          params: recordParams(kind),
+          response: {
+            201: ref(Document, {
+              examples: [
+                kind === 'customer'
+                  ? DOCUMENT_EXAMPLE
+                  : { ...DOCUMENT_EXAMPLE, owner: { kind: 'record', record: { kind: 'volunteer', id: EXAMPLE.volunteerId } } },
+              ],
+            }),
+            ...problems(400, 401, 403, 404, 413, 415),
+          },
         },
       },
       async (req, reply) => {
@@ -115,9 +191,18 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
           tags: ['documents'],
           summary: `A ${kind}'s document repository`,
           description: 'Newest first. `q` searches names (they are encrypted, so the search decrypts at most 2,000 names per request).',
-          params: RecordParams,
+          params: recordParams(kind),
           querystring: ListQuery,
-          response: { 200: ref(DocumentPage), ...problems(400, 401, 403, 404) },
+          response: {
+            200: ref(DocumentPage, {
+              examples: [
+                kind === 'customer'
+                  ? DOCUMENT_PAGE_EXAMPLE
+                  : { items: [{ ...DOCUMENT_EXAMPLE, owner: { kind: 'record', record: { kind: 'volunteer', id: EXAMPLE.volunteerId } } }], nextCursor: null },
+              ],
+            }),
+            ...problems(400, 401, 403, 404),
+          },
         },
       },
       async (req) => service.listRecord(requestContext(req), kind, req.params.recordId, page(req.query)),
@@ -134,7 +219,10 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
         summary: "The organization's document library",
         description: 'Newest first; `q` searches names. Private documents are listed (and flagged) but cannot be attached.',
         querystring: ListQuery,
-        response: { 200: ref(DocumentPage), ...problems(400, 401, 403) },
+        response: {
+          200: ref(DocumentPage, { examples: [{ items: [LIBRARY_DOCUMENT_EXAMPLE], nextCursor: EXAMPLE.cursor }] }),
+          ...problems(400, 401, 403),
+        },
       },
     },
     async (req) => service.listLibrary(requestContext(req), page(req.query)),
@@ -144,13 +232,14 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
     '/v1/library/documents',
     {
       onRequest: app.authorize(['staff', 'admin'], 'document.created'),
+      config: { multipartForm: LibraryDocumentUpload },
       schema: {
         operationId: 'uploadLibraryDocument',
         tags: ['documents'],
         summary: 'Upload a document to the organization library',
         description: `${UPLOAD_DESCRIPTION} A field \`private\` = \`true\`, sent before the file part, keeps it out of attachments.`,
         consumes: ['multipart/form-data'],
-        response: { 201: ref(Document), ...problems(400, 401, 403, 413, 415) },
+        response: { 201: ref(Document, { examples: [LIBRARY_DOCUMENT_EXAMPLE] }), ...problems(400, 401, 403, 413, 415) },
       },
     },
     async (req, reply) => {
@@ -170,7 +259,7 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
         summary: "A document's metadata",
         description: 'Staff and admins: any document of the org. Patrons: their own uploads and documents attached in their threads.',
         params: DocumentParams,
-        response: { 200: ref(Document), ...problems(400, 401, 403, 404) },
+        response: { 200: ref(Document, { examples: [DOCUMENT_EXAMPLE] }), ...problems(400, 401, 403, 404) },
       },
     },
     async (req) => service.get(requestContext(req), req.params.documentId),
@@ -189,7 +278,7 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
           'authentication after the response started, the connection is cut short of Content-Length. Repr-Digest carries the SHA-256.',
         params: DocumentParams,
         response: {
-          200: { description: 'The file', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          200: { description: "The file, sent with the document's own media type", content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
           ...problems(400, 401, 403, 404, 410),
         },
       },
@@ -211,7 +300,10 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ service: DocumentsServi
         summary: 'Delete a document after its retention date',
         description: 'Refused (409) before retentionUntil. After it, the content and its key are destroyed; metadata and the audit trail stay.',
         params: DocumentParams,
-        response: { 200: ref(Document), ...problems(400, 401, 403, 404, 409) },
+        response: {
+          200: ref(Document, { examples: [{ ...DOCUMENT_EXAMPLE, retentionUntil: '2025-01-14T09:30:00.000Z', deletedAt: '2025-02-03T11:00:00.000Z' }] }),
+          ...problems(400, 401, 403, 404, 409),
+        },
       },
     },
     async (req) => service.remove(requestContext(req), req.params.documentId),

@@ -6,8 +6,10 @@
  * - an upload never holds a transaction while the client sends: the row is 'pending' (no
  *   reader sees it) while its sealed chunks are written; one short final transaction reserves
  *   the storage, marks it 'ready' and writes the audit event. Any refusal (size, type, quota,
- *   a dropped connection) deletes the pending row and its chunks before answering, so nothing
- *   is half-stored; after a crash, `sweepPendingUploads` removes what was left;
+ *   a dropped connection) deletes the pending row and its content (through the BlobStore)
+ *   before answering, so nothing is half-stored; after a crash, `sweepPendingUploads` removes
+ *   what was left, and asks the store to sweep content that no ready document owns (README.md
+ *   beside this file);
  * - the type is judged from the bytes (ContentInspector), never from the name or the
  *   declared media type; the name is display text only;
  * - content is sealed chunk by chunk as it arrives and opened chunk by chunk as it leaves;
@@ -97,6 +99,14 @@ export function createDocumentsService(deps: Deps) {
     const ownUpload = record !== undefined && doc.recordId === record.id && doc.createdByKind === 'patron' && doc.createdById === ctx.actor.id;
     if (record && (ownUpload || (await repo.isAttachedOnRecord(ctx.actor.orgId, doc.id, record.id, tx)))) return doc;
     throw new AppError('not_found', 'No document with that id', { action, documentId });
+  }
+
+  /** Deletes an upload that never became ready: its content first, then its pending row, in one transaction. */
+  function discardPending(orgId: string, documentId: string): Promise<void> {
+    return db.transaction(async (tx) => {
+      await blobs.remove(tx, { orgId, documentId });
+      await repo.deletePending(orgId, documentId, tx);
+    });
   }
 
   /** Refuses an upload: the caller's transaction rolls back; the refusal itself is audited. */
@@ -195,16 +205,24 @@ export function createDocumentsService(deps: Deps) {
       } finally {
         // Whatever happened, consume what is left of the request so the connection can answer.
         if (!input.stream.readableEnded) input.stream.resume();
-        // A refused or broken upload leaves nothing: its chunks and pending row go now.
-        if (!ready) await db.transaction((tx) => repo.deletePending(orgId, id, tx)).catch(() => undefined);
+        // A refused or broken upload leaves nothing: its content and pending row go now. If the
+        // store cannot delete (S3 unreachable), the transaction rolls back and the row stays
+        // pending, so sweepPendingUploads tries again in an hour.
+        if (!ready) await discardPending(orgId, id).catch(() => undefined);
       }
     },
 
-    /** Removes uploads that a crash left pending for more than `olderThanMs`. */
-    async sweepPendingUploads(olderThanMs = 3_600_000): Promise<number> {
-      const stale = await repo.stalePending(new Date(clock.now().getTime() - olderThanMs), 100);
-      for (const doc of stale) await db.transaction((tx) => repo.deletePending(doc.orgId, doc.id, tx));
-      return stale.length;
+    /**
+     * Removes uploads that a crash left pending for more than `olderThanMs` (row and content),
+     * then has the store remove content older than that which no ready document owns (an S3
+     * object whose row is gone, or an unfinished multipart upload). Returns how many of each.
+     */
+    async sweepPendingUploads(olderThanMs = 3_600_000): Promise<{ pending: number; orphans: number }> {
+      const before = new Date(clock.now().getTime() - olderThanMs);
+      const stale = await repo.stalePending(before, 100);
+      for (const doc of stale) await discardPending(doc.orgId, doc.id);
+      const orphans = await blobs.sweepOrphans(before);
+      return { pending: stale.length, orphans };
     },
 
     /** Metadata includes the (PHI) name of a record document: audited as document.viewed. */

@@ -1,12 +1,20 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../lib/errors.js';
-import { problems } from '../../lib/schemas.js';
+import { problems, ref } from '../../lib/schemas.js';
 
-const Status = Type.Object({ status: Type.String() }, { additionalProperties: false });
+export const HealthStatus = Type.Object(
+  { status: Type.String({ description: '`ok` from /healthz, `ready` from /readyz' }) },
+  { $id: 'HealthStatus', additionalProperties: false },
+);
+
+export const healthSchemas = [HealthStatus];
 const READY_TIMEOUT_MS = 2000;
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ ping(): Promise<void> }> = async (app, { ping }) => {
+  // Registered here, for these routes, unless the app already registers healthSchemas with
+  // the other named schemas; the contract lists it either way.
+  if (!app.getSchema('HealthStatus')) app.addSchema(HealthStatus);
   app.get(
     '/healthz',
     {
@@ -16,7 +24,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ping(): Promise<void> }> 
         summary: 'Liveness',
         description: 'Answers 200 while the process serves requests.',
         security: [],
-        response: { 200: Status },
+        response: { 200: ref(HealthStatus, { examples: [{ status: 'ok' }] }) },
       },
     },
     async () => ({ status: 'ok' }),
@@ -31,7 +39,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ping(): Promise<void> }> 
         summary: 'Readiness: the database answers',
         description: 'Answers 503 when the database does not answer within 2 seconds.',
         security: [],
-        response: { 200: Status, ...problems(503) },
+        response: { 200: ref(HealthStatus, { examples: [{ status: 'ready' }] }), ...problems(503) },
       },
     },
     async () => {

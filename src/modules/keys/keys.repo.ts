@@ -3,7 +3,7 @@ import type { DbOrTx } from '../../db/client.js';
 import { rowsOf } from '../../db/util.js';
 
 /** Every table whose rows carry an envelope (salt, wrapped_key, key_version). */
-export const ENVELOPE_TABLES = ['records', 'threads', 'documents', 'email_outbox'] as const;
+export const ENVELOPE_TABLES = ['records', 'threads', 'documents', 'email_outbox', 'webhook_endpoints'] as const;
 export type EnvelopeTable = (typeof ENVELOPE_TABLES)[number];
 
 export interface EnvelopeRow {

@@ -6,7 +6,7 @@
  * are skipped). Data is never re-encrypted: only the small wrapped keys change.
  */
 import type { Db } from '../../db/client.js';
-import { documentKeyContext, outboxKeyContext, recordKeyContext, threadKeyContext, type KeyRing } from '../../lib/crypto/index.js';
+import { documentKeyContext, outboxKeyContext, recordKeyContext, threadKeyContext, webhookKeyContext, type KeyRing } from '../../lib/crypto/index.js';
 import { ENVELOPE_TABLES, type EnvelopeTable, type KeysRepo } from './keys.repo.js';
 
 const CONTEXT: Record<EnvelopeTable, (orgId: string, id: string) => string> = {
@@ -14,6 +14,7 @@ const CONTEXT: Record<EnvelopeTable, (orgId: string, id: string) => string> = {
   threads: threadKeyContext,
   documents: documentKeyContext,
   email_outbox: outboxKeyContext,
+  webhook_endpoints: webhookKeyContext,
 };
 
 export type KeyStatus = Record<EnvelopeTable, Record<string, number>>;

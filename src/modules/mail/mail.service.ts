@@ -17,6 +17,7 @@ import { newId } from '../../lib/ids.js';
 import type { Logger } from 'pino';
 import type { MailTransport } from './mail-transport.js';
 import type { OutboxRepo, OutboxRow } from './outbox.repo.js';
+import { createPoller } from '../../lib/poller.js';
 
 export const SECURE_MESSAGE_SUBJECT = 'You have a secure message';
 const BATCH = 10;
@@ -35,9 +36,8 @@ export interface MailContent {
 
 export function createMailService(deps: { db: Db; repo: OutboxRepo; keyRing: KeyRing; transport: MailTransport; clock: Clock; from: string; log: Logger }) {
   const { db, repo, keyRing, transport, clock, from, log } = deps;
+  const poller = createPoller(drain, log, 'mail outbox worker');
   const domain = /@([^>\s]+)/.exec(from)?.[1] ?? 'securecare.invalid';
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<number> | undefined;
 
   async function deliver(row: OutboxRow): Promise<void> {
     const key = keyRing.openEnvelope(row, outboxKeyContext(row.orgId, row.id));
@@ -98,29 +98,11 @@ export function createMailService(deps: { db: Db; repo: OutboxRepo; keyRing: Key
     recentNotice: repo.recentNotice,
 
     /** Sends everything due now (tests and the worker); serialized within this process. */
-    async drainNow(): Promise<number> {
-      running ??= drain().finally(() => (running = undefined));
-      return running;
-    },
-
-    /** Polls the outbox every `intervalMs` until stop(). */
-    start(intervalMs = 1000) {
-      if (timer) return;
-      const tick = () => {
-        this.drainNow()
-          .catch((error: unknown) => log.error({ err: error }, 'outbox worker pass failed'))
-          .finally(() => {
-            if (timer) timer = setTimeout(tick, intervalMs);
-          });
-      };
-      timer = setTimeout(tick, intervalMs);
-    },
-
+    drainNow: poller.runNow,
+    /** Polls every `intervalMs` until stop(). */
+    start: poller.start,
     async stop() {
-      const t = timer;
-      timer = undefined;
-      if (t) clearTimeout(t);
-      await running?.catch(() => undefined);
+      await poller.stop();
       transport.close();
     },
   };

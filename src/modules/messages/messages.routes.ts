@@ -1,9 +1,10 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { IdempotencyHeaders, NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
-import { Attachment, AttachmentRefs } from '../documents/documents.routes.js';
+import { EXAMPLE } from '../../lib/examples.js';
+import { Attachment, ATTACHMENT_EXAMPLE, AttachmentRefs } from '../documents/documents.routes.js';
 import type { MessagesService } from './messages.service.js';
 
 export const Message = Type.Object(
@@ -54,7 +55,36 @@ export const ReadReceipt = Type.Object(
 
 export const messageSchemas = [Message, MessagePage, SendMessage, MarkRead, ReadReceipt];
 
-const ThreadParams = Type.Object({ threadId: Uuid() }, { additionalProperties: false });
+/** Staff's first message on the example thread, with a document attached; read by the patron. */
+export const MESSAGE_EXAMPLE: Static<typeof Message> = {
+  id: EXAMPLE.messageId,
+  threadId: EXAMPLE.threadId,
+  author: { kind: 'staff', id: EXAMPLE.staff.id, name: EXAMPLE.staff.name },
+  body: 'Hello Jane, your new schedule starts next Tuesday. The care plan is attached.',
+  sentAt: EXAMPLE.createdAt,
+  readAt: EXAMPLE.readAt,
+  attachments: [ATTACHMENT_EXAMPLE],
+};
+
+/** The patron's reply on the example thread. */
+const REPLY_EXAMPLE: Static<typeof Message> = {
+  id: EXAMPLE.replyId,
+  threadId: EXAMPLE.threadId,
+  author: { kind: 'patron', id: 'pat-1', name: EXAMPLE.patron.displayName },
+  body: 'Thanks, Tuesday works for me.',
+  sentAt: EXAMPLE.repliedAt,
+  readAt: null,
+  attachments: [],
+};
+
+export const READ_RECEIPT_EXAMPLE: Static<typeof ReadReceipt> = {
+  threadId: EXAMPLE.threadId,
+  readAt: EXAMPLE.readAt,
+  messageIds: [EXAMPLE.messageId],
+};
+
+export const ThreadId = Uuid({ description: 'The thread id', examples: [EXAMPLE.threadId] });
+const ThreadParams = Type.Object({ threadId: ThreadId }, { additionalProperties: false });
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService }> = async (app, { service }) => {
   const roles = ['staff', 'admin', 'patron'] as const;
@@ -70,7 +100,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService
         description: 'Keyset-paged. Each message carries sentAt and readAt. Audited as message.listed.',
         params: ThreadParams,
         querystring: Type.Object(PageQuery, { additionalProperties: false }),
-        response: { 200: ref(MessagePage), ...problems(400, 401, 403, 404) },
+        response: { 200: ref(MessagePage, { examples: [{ items: [MESSAGE_EXAMPLE, REPLY_EXAMPLE], nextCursor: null }] }), ...problems(400, 401, 403, 404, 410) },
       },
     },
     async (req) =>
@@ -90,8 +120,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService
           'existing documents (a patron: documents it uploaded to its own record); refusals are 422 attachment_*.',
         params: ThreadParams,
         headers: IdempotencyHeaders,
-        body: ref(SendMessage),
-        response: { 201: ref(Message), ...problems(400, 401, 403, 404, 422) },
+        body: ref(SendMessage, { examples: [{ body: REPLY_EXAMPLE.body }] }),
+        response: { 201: ref(Message, { examples: [REPLY_EXAMPLE] }), ...problems(400, 401, 403, 404, 410, 422) },
       },
     },
     async (req, reply) => {
@@ -111,8 +141,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: MessagesService
         summary: "Mark the other side's messages read",
         description: "Sets readAt once on the other side's messages up to upTo; a staff read never marks a staff message.",
         params: ThreadParams,
-        body: ref(MarkRead),
-        response: { 200: ref(ReadReceipt), ...problems(400, 401, 403, 404, 422) },
+        body: ref(MarkRead, { examples: [{ upTo: EXAMPLE.messageId }] }),
+        response: { 200: ref(ReadReceipt, { examples: [READ_RECEIPT_EXAMPLE] }), ...problems(400, 401, 403, 404, 410, 422) },
       },
     },
     async (req) => service.markRead(requestContext(req), req.params.threadId, req.body.upTo),

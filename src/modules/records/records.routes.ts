@@ -1,7 +1,8 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
-import { problems, ref, RecordExternalId, StringEnum } from '../../lib/schemas.js';
+import { problems, ref, recordExternalId, StringEnum } from '../../lib/schemas.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import type { RecordKind } from '../../lib/context.js';
 import type { RecordsService } from './records.service.js';
 
@@ -33,10 +34,24 @@ export const PatronRecord = Type.Object(
 
 export const recordSchemas = [RecordUpsert, PatronRecord];
 
+/** Made-up people (example.org addresses, 555-01xx numbers): examples only, never real PHI. */
+const RECORD_EXAMPLES: Record<RecordKind, { upsert: Static<typeof RecordUpsert>; record: Static<typeof PatronRecord> }> = {
+  customer: {
+    upsert: { ...EXAMPLE.patron },
+    record: { kind: 'customer', id: EXAMPLE.customerId, ...EXAMPLE.patron, createdAt: EXAMPLE.createdAt, updatedAt: EXAMPLE.createdAt },
+  },
+  volunteer: {
+    upsert: { ...EXAMPLE.volunteer },
+    record: { kind: 'volunteer', id: EXAMPLE.volunteerId, ...EXAMPLE.volunteer, createdAt: EXAMPLE.createdAt, updatedAt: EXAMPLE.createdAt },
+  },
+};
+
 const kindRoutes = (kind: RecordKind) => {
   const Kind = kind === 'customer' ? 'Customer' : 'Volunteer';
   const param = `${kind}Id` as const;
-  const Params = Type.Object({ [param]: RecordExternalId } as Record<string, typeof RecordExternalId>, { additionalProperties: false });
+  const examples = RECORD_EXAMPLES[kind];
+  const RecordId = recordExternalId({ description: `The platform's own id of the ${kind} record`, examples: [examples.record.id] });
+  const Params = Type.Object({ [param]: RecordId } as Record<string, typeof RecordId>, { additionalProperties: false });
   const plugin: FastifyPluginAsyncTypebox<{ service: RecordsService }> = async (app, { service }) => {
     app.put(
       `/v1/${kind}s/:${param}`,
@@ -48,8 +63,12 @@ const kindRoutes = (kind: RecordKind) => {
           summary: `Create or replace a ${kind} record`,
           description: `Integrations, staff and admins write ${kind} records. Answers 201 when created, 200 when replaced.`,
           params: Params,
-          body: ref(RecordUpsert),
-          response: { 200: ref(PatronRecord), 201: ref(PatronRecord), ...problems(400, 401, 403) },
+          body: ref(RecordUpsert, { examples: [examples.upsert] }),
+          response: {
+            200: ref(PatronRecord, { examples: [{ ...examples.record, updatedAt: '2025-03-02T14:20:00.000Z' }] }),
+            201: ref(PatronRecord, { examples: [examples.record] }),
+            ...problems(400, 401, 403),
+          },
         },
       },
       async (req, reply) => {
@@ -68,7 +87,7 @@ const kindRoutes = (kind: RecordKind) => {
           summary: `Read a ${kind} record`,
           description: 'Staff and admins only. The read is audited.',
           params: Params,
-          response: { 200: ref(PatronRecord), ...problems(400, 401, 403, 404) },
+          response: { 200: ref(PatronRecord, { examples: [examples.record] }), ...problems(400, 401, 403, 404) },
         },
       },
       async (req) => service.get(requestContext(req), kind, (req.params as Record<string, string>)[param]!),

@@ -1,7 +1,8 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
 import { problems, ref } from '../../lib/schemas.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import type { StorageService } from './storage.service.js';
 
 export const StorageUsage = Type.Object(
@@ -34,6 +35,12 @@ export const OrgSettingsPatch = Type.Object(
 
 export const storageSchemas = [StorageUsage, OrgSettings, OrgSettingsPatch];
 
+const ORG_SETTINGS_EXAMPLE: Static<typeof OrgSettings> = {
+  displayName: EXAMPLE.orgName,
+  storageAllocationBytes: 10_737_418_240,
+  retentionYears: 7,
+};
+
 export const storageRoutes: FastifyPluginAsyncTypebox<{ service: StorageService }> = async (app, { service }) => {
   app.get(
     '/v1/storage/usage',
@@ -44,7 +51,12 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ service: StorageService 
         tags: ['documents'],
         summary: "The organization's storage allocation and use",
         description: 'Staff and admins.',
-        response: { 200: ref(StorageUsage), ...problems(401, 403) },
+        response: {
+          200: ref(StorageUsage, {
+            examples: [{ allocationBytes: 10_737_418_240, usedBytes: 1_288_490_189, availableBytes: 9_448_928_051, documentCount: 412 }],
+          }),
+          ...problems(401, 403),
+        },
       },
     },
     async (req) => service.usage(requestContext(req)),
@@ -59,7 +71,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ service: StorageService 
         tags: ['settings'],
         summary: "The organization's display name, storage allocation and retention period",
         description: 'Admins only. Values not set for the org come from the service defaults.',
-        response: { 200: ref(OrgSettings), ...problems(401, 403) },
+        response: { 200: ref(OrgSettings, { examples: [ORG_SETTINGS_EXAMPLE] }), ...problems(401, 403) },
       },
     },
     async (req) => service.settings(requestContext(req)),
@@ -74,8 +86,8 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ service: StorageService 
         tags: ['settings'],
         summary: "Change the organization's storage allocation or retention period",
         description: 'Admins only. A new retention period applies to documents stored from then on. Audited.',
-        body: ref(OrgSettingsPatch),
-        response: { 200: ref(OrgSettings), ...problems(400, 401, 403) },
+        body: ref(OrgSettingsPatch, { examples: [{ retentionYears: 10 }] }),
+        response: { 200: ref(OrgSettings, { examples: [{ ...ORG_SETTINGS_EXAMPLE, retentionYears: 10 }] }), ...problems(400, 401, 403) },
       },
     },
     async (req) => service.updateSettings(requestContext(req), req.body),

@@ -6,6 +6,7 @@
 import type { Db, DbOrTx } from '../../db/client.js';
 import type { RequestContext } from '../../lib/context.js';
 import { AppError } from '../../lib/errors.js';
+import { isStorableText } from '../../lib/text.js';
 import type { AuditService } from '../audit/audit.service.js';
 import type { OrgSettingsRow, StorageRepo } from './storage.repo.js';
 
@@ -45,6 +46,11 @@ export function createStorageService(deps: { db: Db; repo: StorageRepo; audit: A
     },
 
     async updateSettings(ctx: RequestContext, patch: Partial<SettingsView>): Promise<SettingsView> {
+      // The name is stored as text and quoted in the audit event's reason (whose hash must
+      // survive the round trip): NUL would fail the write, an unpaired surrogate the chain.
+      if (typeof patch.displayName === 'string' && !isStorableText(patch.displayName)) {
+        throw new AppError('validation_failed', 'body/displayName must not contain control characters or unpaired surrogates');
+      }
       return db.transaction(async (tx) => {
         const row = await repo.lock(ctx.actor.orgId, tx);
         await repo.updateSettings(ctx.actor.orgId, patch, tx);

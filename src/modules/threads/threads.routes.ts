@@ -1,10 +1,11 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { requestContext } from '../../plugins/auth.js';
-import { IdempotencyHeaders, NextCursor, PageQuery, problems, RecordExternalId, RecordKind, ref, StringEnum, Uuid } from '../../lib/schemas.js';
+import { IdempotencyHeaders, NextCursor, PageQuery, problems, RecordExternalId, recordExternalId, RecordKind, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
+import { EXAMPLE } from '../../lib/examples.js';
 import type { RecordKind as Kind } from '../../lib/context.js';
-import { Message } from '../messages/messages.routes.js';
+import { Message, MESSAGE_EXAMPLE, ThreadId } from '../messages/messages.routes.js';
 import { AttachmentRefs } from '../documents/documents.routes.js';
 import type { ThreadsService } from './threads.service.js';
 
@@ -62,7 +63,22 @@ export const ThreadDeleted = Type.Object(
 
 export const threadSchemas = [RecordRef, Thread, ThreadPage, CreateThread, ThreadCreated, ThreadPatch, ThreadDeleted];
 
-const ThreadParams = Type.Object({ threadId: Uuid() }, { additionalProperties: false });
+export const THREAD_EXAMPLE: Static<typeof Thread> = {
+  id: EXAMPLE.threadId,
+  record: { kind: 'customer', id: EXAMPLE.customerId },
+  subject: 'Your new schedule',
+  replyAllowed: true,
+  state: 'open',
+  createdBy: { id: EXAMPLE.staff.id, name: EXAMPLE.staff.name },
+  createdAt: EXAMPLE.createdAt,
+  updatedAt: EXAMPLE.createdAt,
+  lastActivityAt: EXAMPLE.repliedAt,
+  unreadCount: 0,
+};
+
+const THREAD_PAGE_EXAMPLE: Static<typeof ThreadPage> = { items: [{ ...THREAD_EXAMPLE, unreadCount: 1 }], nextCursor: null };
+
+const ThreadParams = Type.Object({ threadId: ThreadId }, { additionalProperties: false });
 const ListQuery = Type.Object(PageQuery, { additionalProperties: false });
 
 export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }> = async (app, { service }) => {
@@ -76,8 +92,23 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
         summary: 'Open a thread on a record, with its first message',
         description: 'Staff and admins only: patrons and external recipients never start a conversation. Accepts Idempotency-Key.',
         headers: IdempotencyHeaders,
-        body: ref(CreateThread),
-        response: { 201: ref(ThreadCreated), ...problems(400, 401, 403, 422) },
+        body: ref(CreateThread, {
+          examples: [
+            {
+              record: THREAD_EXAMPLE.record,
+              subject: THREAD_EXAMPLE.subject,
+              body: MESSAGE_EXAMPLE.body,
+              replyAllowed: true,
+              attachments: [{ documentId: EXAMPLE.documentId }],
+            },
+          ],
+        }),
+        response: {
+          201: ref(ThreadCreated, {
+            examples: [{ thread: { ...THREAD_EXAMPLE, lastActivityAt: EXAMPLE.createdAt }, message: { ...MESSAGE_EXAMPLE, readAt: null } }],
+          }),
+          ...problems(400, 401, 403, 422),
+        },
       },
     },
     async (req, reply) => {
@@ -97,7 +128,7 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
         summary: 'Open a thread',
         description: 'Audited as thread.opened. A patron reaches only threads on its own record.',
         params: ThreadParams,
-        response: { 200: ref(Thread), ...problems(400, 401, 403, 404) },
+        response: { 200: ref(Thread, { examples: [THREAD_EXAMPLE] }), ...problems(400, 401, 403, 404, 410) },
       },
     },
     async (req) => service.open(requestContext(req), req.params.threadId),
@@ -113,8 +144,11 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
         summary: 'Allow or stop replies, close or reopen a thread',
         description: 'Staff and admins only.',
         params: ThreadParams,
-        body: ref(ThreadPatch),
-        response: { 200: ref(Thread), ...problems(400, 401, 403, 404) },
+        body: ref(ThreadPatch, { examples: [{ replyAllowed: false, state: 'closed' }] }),
+        response: {
+          200: ref(Thread, { examples: [{ ...THREAD_EXAMPLE, replyAllowed: false, state: 'closed', updatedAt: '2025-01-15T08:00:00.000Z' }] }),
+          ...problems(400, 401, 403, 404, 410),
+        },
       },
     },
     async (req) => service.update(requestContext(req), req.params.threadId, req.body),
@@ -132,7 +166,7 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
           'Refused (409) until the last activity plus the organization retention period. After it, the thread key, subject ' +
           'and message bodies are destroyed (crypto-shredding); ids, timestamps and the audit trail stay, and reads answer 410.',
         params: ThreadParams,
-        response: { 200: ref(ThreadDeleted), ...problems(400, 401, 403, 404, 409) },
+        response: { 200: ref(ThreadDeleted, { examples: [{ id: EXAMPLE.threadId, deletedAt: '2032-02-01T03:00:00.000Z' }] }), ...problems(400, 401, 403, 404, 409) },
       },
     },
     async (req) => service.remove(requestContext(req), req.params.threadId),
@@ -149,9 +183,26 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
           tags: ['threads'],
           summary: `The Secure Messages tab of a ${kind}`,
           description: "Newest activity first, with unread counts for the caller's side. A patron sees only its own record.",
-          params: Type.Object({ recordId: RecordExternalId }, { additionalProperties: false }),
+          params: Type.Object(
+            {
+              recordId: recordExternalId({
+                description: `The platform's own id of the ${kind} record`,
+                examples: [kind === 'customer' ? EXAMPLE.customerId : EXAMPLE.volunteerId],
+              }),
+            },
+            { additionalProperties: false },
+          ),
           querystring: ListQuery,
-          response: { 200: ref(ThreadPage), ...problems(400, 401, 403, 404) },
+          response: {
+            200: ref(ThreadPage, {
+              examples: [
+                kind === 'customer'
+                  ? THREAD_PAGE_EXAMPLE
+                  : { items: [{ ...THREAD_EXAMPLE, record: { kind: 'volunteer', id: EXAMPLE.volunteerId } }], nextCursor: null },
+              ],
+            }),
+            ...problems(400, 401, 403, 404),
+          },
         },
       },
       async (req) =>
@@ -172,7 +223,7 @@ export const threadRoutes: FastifyPluginAsyncTypebox<{ service: ThreadsService }
         summary: "A patron's own threads",
         description: 'Patrons only: the threads on the record named by the token `rec` claim.',
         querystring: ListQuery,
-        response: { 200: ref(ThreadPage), ...problems(400, 401, 403) },
+        response: { 200: ref(ThreadPage, { examples: [THREAD_PAGE_EXAMPLE] }), ...problems(400, 401, 403) },
       },
     },
     async (req) => service.listMine(requestContext(req), { cursor: req.query.cursor, limit: req.query.limit ?? DEFAULT_PAGE_SIZE }),

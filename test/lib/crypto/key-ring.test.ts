@@ -1,6 +1,7 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { IntegrityError, KeyRing, UnknownKeyVersionError } from '../../../src/lib/crypto/index.js';
+import { __testing } from '../../../src/lib/crypto/key-ring.js';
 
 const key = () => randomBytes(32).toString('base64');
 
@@ -74,4 +75,28 @@ t.test('fingerprints are keyed, stable per version, and compared in constant tim
   t.notOk(ring.fingerprintMatches(fp, '{"a":2}'));
   t.not(KeyRing.parse(`v1:${key()}`).fingerprint('{"a":1}'), fp, 'another secret gives another fingerprint');
   t.notOk(ring.fingerprintMatches('v9:00', '{"a":1}'), 'an unknown version never matches');
+});
+
+t.test('the HMAC-built HKDF gives exactly the bytes of hkdfSync (stored envelopes stay readable)', async (t) => {
+  const { hkdfSha256 } = __testing;
+  for (let i = 0; i < 200; i++) {
+    const ikm = randomBytes(32);
+    const salt = randomBytes(i % 10 === 0 ? 0 : 32);
+    const info = `securecare/kek/v1/thread:org-${i}:${randomBytes(8).toString('hex')}${i % 7 === 0 ? ':ünïcødé' : ''}`;
+    t.same(hkdfSha256(ikm, salt, info), Buffer.from(hkdfSync('sha256', ikm, salt, info, 32)), `input ${i}`);
+  }
+});
+
+t.test('pooled nonces are 96-bit, independent copies, and never repeat', async (t) => {
+  const { freshNonce } = __testing;
+  const seen = new Set<string>();
+  const first = freshNonce();
+  const copy = Buffer.from(first);
+  for (let i = 0; i < 5000; i++) {
+    const nonce = freshNonce();
+    t.equal(nonce.length, 12);
+    seen.add(nonce.toString('hex'));
+  }
+  t.equal(seen.size, 5000, '5,000 nonces across many refills, all distinct');
+  t.same(first, copy, 'a handed-out nonce is not overwritten when the pool refills');
 });
