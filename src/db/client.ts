@@ -33,6 +33,44 @@ export interface DatabaseOptions {
   onQuery?: (query: string, params: unknown[]) => void;
 }
 
+/**
+ * Work that code inside a transaction asks to run as the transaction's last statements, after
+ * its callback returned and right before COMMIT, so it commits or rolls back with everything
+ * else. The audit trail uses it: the per-org chain head is locked only for the final
+ * statements, not for the whole transaction, so an org's concurrent writers queue for as
+ * short a time as the chain allows.
+ */
+const beforeCommit = new WeakMap<object, (() => Promise<void>)[]>();
+
+/**
+ * Queues `fn` for the end of `tx`. False when `tx` is not a top-level transaction opened by
+ * `db.transaction` here (the database itself, or a savepoint): the caller then runs it now.
+ */
+export function runBeforeCommit(tx: object, fn: () => Promise<void>): boolean {
+  const queue = beforeCommit.get(tx);
+  if (!queue) return false;
+  queue.push(fn);
+  return true;
+}
+
+/** `db.transaction` that runs the before-commit queue (in order) once its callback succeeded. */
+function withBeforeCommit(db: Db): Db {
+  const open = db.transaction.bind(db);
+  const transaction: Db['transaction'] = (callback, config) =>
+    open(async (tx) => {
+      const queue: (() => Promise<void>)[] = [];
+      beforeCommit.set(tx, queue);
+      try {
+        const result = await callback(tx);
+        for (let i = 0; i < queue.length; i++) await queue[i]!();
+        return result;
+      } finally {
+        beforeCommit.delete(tx);
+      }
+    }, config);
+  return Object.assign(db, { transaction });
+}
+
 /** The database a loaded configuration names (the app and the CLIs open it alike). */
 export function databaseOptionsOf(config: { databaseUrl?: string; pgliteDir: string | null; databasePoolSize: number; databasePreparedStatements: boolean }): DatabaseOptions {
   return config.databaseUrl
@@ -60,7 +98,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       // Let a dead connection fail fast rather than hang a request forever.
       idle_timeout: 60,
     });
-    const db = drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db;
+    const db = withBeforeCommit(drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db);
     return {
       db,
       kind: 'postgres',
@@ -75,7 +113,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (options.pgliteDir) mkdirSync(options.pgliteDir, { recursive: true });
   const client = options.pgliteDir ? new PGlite(options.pgliteDir) : new PGlite();
   await client.waitReady;
-  const db = drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db;
+  const db = withBeforeCommit(drizzle(client, { schema, logger: queryLogger(options) }) as unknown as Db);
   return {
     db,
     kind: 'pglite',

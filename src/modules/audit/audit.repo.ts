@@ -31,9 +31,15 @@ export function createAuditRepo(db: DbOrTx) {
       return head!;
     },
 
-    async append(tx: DbOrTx, row: AuditEventRow, moveHead = true): Promise<void> {
-      await tx.insert(auditEvents).values(row);
-      if (moveHead) await tx.update(auditChainHeads).set({ seq: row.seq, hash: row.hash }).where(eq(auditChainHeads.orgId, row.orgId));
+    /** Rows of one org, in chain order; `moveHead` sets the org's head to the last one. */
+    async append(tx: DbOrTx, rows: AuditEventRow[], moveHead = true): Promise<void> {
+      const last = rows.at(-1);
+      if (!last) return;
+      // Sent together (postgres.js pipelines them in one write): the head lock is held meanwhile.
+      await Promise.all([
+        tx.insert(auditEvents).values(rows),
+        moveHead ? tx.update(auditChainHeads).set({ seq: last.seq, hash: last.hash }).where(eq(auditChainHeads.orgId, last.orgId)) : undefined,
+      ]);
     },
 
     async list(orgId: string, filters: AuditFilters, page: { afterSeq?: number; limit: number; order: 'asc' | 'desc' }) {

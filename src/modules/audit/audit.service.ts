@@ -8,7 +8,7 @@
  *   PHI, so only staff-side actors get a name snapshot.
  */
 import { randomInt } from 'node:crypto';
-import type { Db, DbOrTx } from '../../db/client.js';
+import { runBeforeCommit, type Db, type DbOrTx } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/context.js';
 import { newId } from '../../lib/ids.js';
@@ -51,8 +51,9 @@ export interface AuditEventView {
   hash: string;
 }
 
-/** A recorded event, as it was appended (ids, action, outcome; never PHI). */
-export type RecordedAuditEvent = Omit<AuditEventRow, 'hash'>;
+/** A recorded event (ids, action, outcome; never PHI), before the chain gives it a position. */
+export type RecordedAuditEvent = Omit<AuditEventRow, 'hash' | 'seq' | 'prevHash'>;
+type PendingEvent = Omit<RecordedAuditEvent, 'occurredAt'>;
 
 /**
  * Called inside the transaction that appended the event, so whatever a listener writes (a
@@ -68,19 +69,38 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
   const chained = deps.chain ?? true;
   const listeners: AuditListener[] = [];
 
+  /** Events recorded in a transaction whose chain step waits for its end (runBeforeCommit). */
+  const pendingByTx = new WeakMap<object, PendingEvent[]>();
+
+  /**
+   * Chains and appends events: locks the org's head, links each event to the one before, and
+   * writes them with the new head. Orgs in a fixed order, so two transactions that write to
+   * the same orgs cannot deadlock on their heads.
+   */
+  async function appendChained(tx: DbOrTx, events: PendingEvent[]): Promise<void> {
+    for (const orgId of [...new Set(events.map((e) => e.orgId))].sort()) {
+      // BENCH_AUDIT_CHAIN=off (bench mode only, never production): the same rows, without the
+      // head lock that serializes an org's writers, at random negative positions.
+      let head = chained ? await repo.lockHead(tx, orgId) : { seq: -randomInt(2, 2 ** 47), hash: GENESIS_HASH };
+      // Stamped under the head lock, so occurredAt never decreases along the chain.
+      const occurredAt = clock.now();
+      const rows = events
+        .filter((e) => e.orgId === orgId)
+        .map((e) => {
+          const fields = { ...e, occurredAt, seq: head.seq + 1, prevHash: head.hash };
+          head = { seq: fields.seq, hash: chainHash(fields) };
+          return { ...fields, hash: head.hash };
+        });
+      await repo.append(tx, rows, chained);
+    }
+  }
+
   async function record(tx: DbOrTx, ctx: RequestContext, input: AuditInput): Promise<void> {
-    const orgId = ctx.actor.orgId;
-    // BENCH_AUDIT_CHAIN=off (bench mode only, never production): the same row, without the
-    // head lock that serializes an org's writers, at a random negative position.
-    const head = chained ? await repo.lockHead(tx, orgId) : { seq: -randomInt(2, 2 ** 47), hash: GENESIS_HASH };
     // Patron names and external recipients' addresses are PHI: only staff-side names are kept.
     const staffSide = ctx.actor.role !== 'patron' && ctx.actor.role !== 'external';
-    const fields = {
+    const event: PendingEvent = {
       id: newId(),
-      orgId,
-      seq: head.seq + 1,
-      prevHash: head.hash,
-      occurredAt: clock.now(),
+      orgId: ctx.actor.orgId,
       actorKind: ctx.actor.role,
       actorId: ctx.actor.id,
       actorName: staffSide ? ctx.actor.name : null,
@@ -98,8 +118,15 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       requestId: ctx.requestId,
       reason: input.reason ?? null,
     };
-    await repo.append(tx, { ...fields, hash: chainHash(fields) }, chained);
-    for (const listener of listeners) await listener(tx, fields);
+    // Listeners (webhook deliveries) write in this transaction too, before the head is locked.
+    for (const listener of listeners) await listener(tx, { ...event, occurredAt: clock.now() });
+    const pending = pendingByTx.get(tx);
+    if (pending) return void pending.push(event);
+    // The chain step runs last in the transaction (the head lock is then held only through
+    // COMMIT); outside a top-level transaction it runs now.
+    const queued: PendingEvent[] = [event];
+    if (runBeforeCommit(tx, () => appendChained(tx, queued))) pendingByTx.set(tx, queued);
+    else await appendChained(tx, queued);
   }
 
   return {

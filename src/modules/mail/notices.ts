@@ -17,8 +17,9 @@ export function createNotices(deps: { mail: MailService; recordsRepo: RecordsRep
   return {
     async newStaffMessage(tx: DbOrTx, orgId: string, threadId: string, recordId: string): Promise<void> {
       const since = new Date(clock.now().getTime() - NOTICE_COALESCE_MS);
-      if (await mail.recentNotice(orgId, threadId, since, tx)) return;
-      const record = await recordsRepo.findById(orgId, recordId, tx);
+      // Both reads in one round trip; the record is decrypted only when a notice is due.
+      const [recent, record] = await Promise.all([mail.recentNotice(orgId, threadId, since, tx), recordsRepo.findById(orgId, recordId, tx)]);
+      if (recent) return;
       const email = record ? records.decrypt(record).email : null;
       if (!email) return;
       const orgName = (await storage.orgDisplayName(orgId, tx)) ?? 'Your care team';

@@ -48,8 +48,12 @@ export function createMessagesService(deps: Deps) {
     async list(ctx: RequestContext, threadId: string, page: { cursor?: string; limit: number }): Promise<Page<MessageView>> {
       const after = decodeCursor(page.cursor, ['uuid'] as const);
       return db.transaction(async (tx) => {
-        const t = await threads.loadForActor(tx, ctx, threadId, 'message.listed');
-        const rows = await repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx);
+        // The page is read alongside the authorization check (one round trip) and used only
+        // once the check passed.
+        const [t, rows] = await Promise.all([
+          threads.loadForActor(tx, ctx, threadId, 'message.listed'),
+          repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx),
+        ]);
         const key = threads.threadKey(t);
         const files = await attachments.forMessages(tx, ctx.actor.orgId, rows.slice(0, page.limit).map((r) => r.id));
         const result = toPage(rows, page.limit, (r) => toMessageView(key, r, files.get(r.id)), (r) => [r.id]);
@@ -77,11 +81,15 @@ export function createMessagesService(deps: Deps) {
           const now = clock.now();
           const key = threads.threadKey(t);
           const row = buildMessageRow(key, t, ctx.actor, input.body, now);
-          await repo.insert(row, tx);
-          await threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx);
-          await audit.record(tx, ctx, { ...denied, messageId: row.id });
+          // Independent statements go out together (one round trip on postgres.js); the
+          // attachments reference the message row, so they follow it.
+          await Promise.all([
+            repo.insert(row, tx),
+            threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx),
+            audit.record(tx, ctx, { ...denied, messageId: row.id }),
+            row.authorSide === 'staff' ? notices.newStaffMessage(tx, orgId, threadId, t.recordId) : undefined,
+          ]);
           const files = await attachments.attach(tx, ctx, { ...attachTarget(t), messageId: row.id }, input.attachments);
-          if (row.authorSide === 'staff') await notices.newStaffMessage(tx, orgId, threadId, t.recordId);
           return { resourceId: row.id, result: toMessageView(key, row, files) };
         },
         replay: async (messageId) => {
