@@ -1,8 +1,12 @@
 /**
  * Bench helpers: start the real server as a child process on PostgreSQL and sample its RSS
  * from /proc, so the figures are the server's own, not the load generator's.
+ *
+ * The server runs as it does in production: compiled (`npm run build`, done once per bench
+ * process) and started with `node dist/server.js`. BENCH_SERVER=tsx runs the sources through
+ * tsx instead (its loader adds about 100 MiB of RSS).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +30,10 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
   if (!databaseUrl) throw new Error('set DATABASE_URL (the benches run against PostgreSQL)');
   const secret = randomBytes(32).toString('hex');
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  // BENCH_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const entry = process.env.BENCH_SERVER === 'tsx' ? ['--import', 'tsx', 'src/server.ts'] : [builtServer()];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -70,6 +77,16 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
         child.kill('SIGTERM');
       }),
   };
+}
+
+let built = false;
+/** Compiles src/ to dist/ once per bench process, so the bench measures the current code. */
+function builtServer(): string {
+  if (!built) {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+    built = true;
+  }
+  return 'dist/server.js';
 }
 
 /** A free local port: bind to 0, read the port, release it. */

@@ -1,12 +1,16 @@
 /**
- * Upload and download benchmark (documents issue): streams 25 MiB files into a real server on
- * PostgreSQL and back, and reports throughput and the server's peak RSS growth above idle.
+ * Upload and download benchmark (documents issue): streams 5 and 25 MiB files into a real
+ * server and back, once with content in PostgreSQL chunks and once in an S3 store (a local
+ * s3rver on 127.0.0.1, the one the tests use), and reports throughput and the server's peak RSS
+ * growth above idle.
  * The request body is generated on the fly and the download is discarded as it arrives, so
  * the load generator never holds a whole file either.
  */
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import type { Test } from 'tap';
 import { startServer, peakRssDuring, type BenchServer } from './server.js';
+import { startLocalS3 } from '../fixtures/s3.js';
 
 const MiB = 1024 * 1024;
 
@@ -94,25 +98,47 @@ async function measure(server: BenchServer, scenario: string, files: number, siz
   };
 }
 
-export async function runUploadBench(): Promise<UploadBenchRow[]> {
-  const server = await startServer({ STORAGE_ALLOCATION_BYTES: String(50 * 1024 ** 3) });
-  try {
-    const rows: UploadBenchRow[] = [];
-    await uploadStream(server, 1 * MiB); // warm-up: JIT, pools, first migration check
-    for (const size of [5 * MiB, 25 * MiB]) {
-      let id = '';
-      rows.push(await measure(server, `upload-${size / MiB}MiB`, 1, size, async () => (id = (await uploadStream(server, size)).id)));
-      rows.push(await measure(server, `download-${size / MiB}MiB`, 1, size, () => download(server, id)));
-    }
-    const ids: string[] = [];
-    rows.push(
-      await measure(server, 'upload-25MiB x4 concurrent', 4, 25 * MiB, async () => {
-        ids.push(...(await Promise.all([0, 1, 2, 3].map(() => uploadStream(server, 25 * MiB)))).map((d) => d.id));
-      }),
-    );
-    rows.push(await measure(server, 'download-25MiB x4 concurrent', 4, 25 * MiB, () => Promise.all(ids.map((id) => download(server, id)))));
-    return rows;
-  } finally {
-    await server.stop();
+/** The same sizes and concurrency against one server (one blob store). */
+async function runAgainst(server: BenchServer, store: string): Promise<UploadBenchRow[]> {
+  const rows: UploadBenchRow[] = [];
+  await uploadStream(server, 1 * MiB); // warm-up: JIT, pools, first migration check
+  for (const size of [5 * MiB, 25 * MiB]) {
+    let id = '';
+    rows.push(await measure(server, `${store} upload-${size / MiB}MiB`, 1, size, async () => (id = (await uploadStream(server, size)).id)));
+    rows.push(await measure(server, `${store} download-${size / MiB}MiB`, 1, size, () => download(server, id)));
   }
+  const ids: string[] = [];
+  rows.push(
+    await measure(server, `${store} upload-25MiB x4 concurrent`, 4, 25 * MiB, async () => {
+      ids.push(...(await Promise.all([0, 1, 2, 3].map(() => uploadStream(server, 25 * MiB)))).map((d) => d.id));
+    }),
+  );
+  rows.push(await measure(server, `${store} download-25MiB x4 concurrent`, 4, 25 * MiB, () => Promise.all(ids.map((id) => download(server, id)))));
+  return rows;
+}
+
+export async function runUploadBench(): Promise<UploadBenchRow[]> {
+  const allocation = { STORAGE_ALLOCATION_BYTES: String(50 * 1024 ** 3) };
+  const rows: UploadBenchRow[] = [];
+  const pg = await startServer(allocation);
+  try {
+    rows.push(...(await runAgainst(pg, 'postgres')));
+  } finally {
+    await pg.stop();
+  }
+  // The S3 leg: s3rver runs in this (the load generator's) process; the server is measured.
+  const teardowns: (() => Promise<void> | void)[] = [];
+  const local = await startLocalS3({ teardown: (fn: () => Promise<void> | void) => void teardowns.push(fn) } as unknown as Test);
+  try {
+    const bucket = await local.bucket();
+    const s3 = await startServer({ ...allocation, ...local.env(bucket) });
+    try {
+      rows.push(...(await runAgainst(s3, 's3')));
+    } finally {
+      await s3.stop();
+    }
+  } finally {
+    for (const fn of teardowns.reverse()) await fn();
+  }
+  return rows;
 }
