@@ -171,7 +171,14 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       for (;;) {
         let batch = await repo.chainBatch(orgId, cursor.seq, VERIFY_BATCH);
         const full = batch.length === VERIFY_BATCH;
-        if (options.to) batch = batch.filter((e) => e.occurredAt <= options.to!);
+        // The window ends at the first event past `to`, in chain order. Not a filter: the
+        // clocks of several instances differ by milliseconds, so occurred_at need not rise
+        // strictly along the chain, and dropping one event inside the window would look like
+        // a gap.
+        if (options.to) {
+          const end = batch.findIndex((e) => e.occurredAt > options.to!);
+          if (end >= 0) batch = batch.slice(0, end);
+        }
         const cp = options.checkpoint;
         if (cp) checkpointHash = batch.find((e) => e.seq === cp.seq)?.hash ?? checkpointHash;
         const result = findChainBreak(batch, cursor);

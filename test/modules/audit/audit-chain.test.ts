@@ -169,3 +169,27 @@ t.test('probing another organization: the caller gets 404, the owner gets a deni
   t.match(denied, [{ action: 'thread.opened', actor: { id: 'mallory' }, threadId, reason: 'foreign_org:org-intruder' }]);
   t.equal((await verify(h)).valid, true);
 });
+
+t.test('a ranged verification ends at the first event past `to`: clock skew between instances is no gap', async (t) => {
+  // Two instances whose clocks differ by a few milliseconds chain events in commit order, so
+  // occurred_at may step back along the chain. The window must not drop such an event.
+  const clock = fakeClock(new Date('2026-06-01T12:00:00.000Z'));
+  const h = await build(t, { clock });
+  const sync = h.integration();
+  const upsert = (id: string) => h.call('PUT', `/v1/customers/${id}`, sync, { displayName: 'Skew' });
+  await upsert('c-a'); // 12:00:00.000
+  clock.advance(10);
+  await upsert('c-b'); // 12:00:00.010
+  clock.advance(-5);
+  await upsert('c-c'); // 12:00:00.005: chained after c-b, stamped before it
+  clock.advance(15);
+  await upsert('c-d'); // 12:00:00.020
+  const verify = (to: string) => h.call('GET', `/v1/audit-events/verify?to=${encodeURIComponent(to)}`, h.admin());
+  const inside = await verify('2026-06-01T12:00:00.007Z');
+  t.equal(inside.statusCode, 200);
+  t.same(inside.json(), { valid: true, checked: 1, firstBreak: null, head: { seq: 1, hash: inside.json().head.hash } }, 'the window is the chain up to the first later event');
+  const all = await verify('2026-06-01T12:00:00.020Z');
+  t.equal(all.json().valid, true);
+  t.equal(all.json().checked, 4, 'every event up to the last one');
+  t.equal((await h.call('GET', '/v1/audit-events/verify', h.admin())).json().valid, true, 'the whole chain verifies');
+});
