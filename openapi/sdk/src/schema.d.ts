@@ -4730,7 +4730,7 @@ export interface operations {
                      *       "items": [
                      *         {
                      *           "id": "0192f3c1-2b3c-7d4e-8f50-6a7b8c9d0e1f",
-                     *           "eventId": "msg_0192f3a4-5b6e-7f00-9a01-b2c3d4e5f607",
+                     *           "eventId": "msg_0192f3a4-5b6e-7f00-9a01-b2c3d4e5f607_message_read",
                      *           "eventType": "message.read",
                      *           "status": "delivered",
                      *           "createdAt": "2025-01-14T10:02:45.000Z",
@@ -4741,7 +4741,7 @@ export interface operations {
                      *               "attempt": 1,
                      *               "attemptedAt": "2025-01-14T10:02:46.000Z",
                      *               "responseStatus": 503,
-                     *               "error": null,
+                     *               "error": "receiver answered 503",
                      *               "durationMs": 41
                      *             },
                      *             {

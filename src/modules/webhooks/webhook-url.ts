@@ -52,20 +52,48 @@ for (const [net, prefix] of [
   blocked.addSubnet(net, prefix, 'ipv6');
 }
 
+/** The eight 16-bit groups of an IPv6 address (any textual form), or null when malformed. */
+function ipv6Groups(address: string): number[] | null {
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16) : NaN)));
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 1 ? fill !== 0 : fill < 1) return null;
+  const groups = [...head, ...Array<number>(halves.length === 2 ? fill : 0).fill(0), ...tail];
+  return groups.some(Number.isNaN) ? null : groups;
+}
+
+/**
+ * The IPv4 address an IPv6 address carries and a connection to it may reach: IPv4-mapped
+ * (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96) and the deprecated IPv4-compatible
+ * (::/96) forms, in any notation (dotted or hex, compressed or not). Null for other addresses.
+ */
+function embeddedIpv4(groups: number[]): string | null {
+  const zeros = (n: number) => groups.slice(0, n).every((g) => g === 0);
+  const carries = (zeros(5) && (groups[5] === 0 || groups[5] === 0xffff)) || (zeros(4) && groups[4] === 0xffff && groups[5] === 0);
+  if (!carries) return null;
+  const [hi, lo] = [groups[6]!, groups[7]!];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /** True for any address a webhook must not reach without WEBHOOK_ALLOW_PRIVATE. */
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return blocked.check(address, 'ipv4');
   if (family !== 6) return true;
-  // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible forms are judged as the IPv4 address.
-  const mapped = /^(?:0{0,4}:){0,5}(?:ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked.check(mapped[1]!, 'ipv4');
-  const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-  if (hexMapped) {
-    const hi = parseInt(hexMapped[1]!, 16);
-    const lo = parseInt(hexMapped[2]!, 16);
-    return blocked.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
-  }
+  const groups = ipv6Groups(address);
+  if (!groups) return true;
+  // :: and ::1 come out as 0.0.0.0 and 0.0.0.1, which 0.0.0.0/8 refuses as well.
+  const v4 = embeddedIpv4(groups);
+  if (v4) return blocked.check(v4, 'ipv4');
   return blocked.check(address, 'ipv6');
 }
 
@@ -95,20 +123,29 @@ export function parseWebhookUrl(raw: string, policy: UrlPolicy): URL {
   return url;
 }
 
+/** A lookup that hangs must not outlive the worker's lease on the delivery it is for. */
+export const RESOLVE_TIMEOUT_MS = 5_000;
+
 /**
  * Resolves the host and returns the address to connect to, or refuses. Every resolved
  * address must be public: a name with one private answer among public ones is refused.
  */
-export async function resolveTarget(url: URL, policy: UrlPolicy, resolver: Resolver): Promise<{ address: string; family: number }> {
+export async function resolveTarget(url: URL, policy: UrlPolicy, resolver: Resolver, timeoutMs = RESOLVE_TIMEOUT_MS): Promise<{ address: string; family: number }> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   let addresses: { address: string; family: number }[];
   if (isIP(host)) {
     addresses = [{ address: host, family: isIP(host) }];
   } else {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+    });
     try {
-      addresses = await resolver(host);
+      addresses = await Promise.race([resolver(host), deadline]);
     } catch {
       throw refuse('The host name does not resolve');
+    } finally {
+      clearTimeout(timer);
     }
   }
   if (addresses.length === 0) throw refuse('The host name does not resolve');

@@ -59,8 +59,12 @@ export function createWebhooksRepo(db: DbOrTx) {
      * Claims due deliveries with FOR UPDATE SKIP LOCKED (several instances never take the
      * same row) and a lease: next_attempt_at moves forward, so a crashed worker's claim comes
      * back when the lease ends.
+     *
+     * A delivery whose endpoint was deleted is marked failed here and never returned: a send
+     * that read the subscriber list just before a concurrent deletion can commit its delivery
+     * after the deletion's sweep of pending rows, and it must still not go out.
      */
-    async claimDue(now: Date, leaseUntil: Date, limit: number, tx: DbOrTx): Promise<(WebhookDeliveryRow & { url: string; endpoint: WebhookEndpointRow })[]> {
+    async claimDue(now: Date, leaseUntil: Date, limit: number, tx: DbOrTx): Promise<(WebhookDeliveryRow & { endpoint: WebhookEndpointRow })[]> {
       const due = await tx
         .select()
         .from(webhookDeliveries)
@@ -69,35 +73,46 @@ export function createWebhooksRepo(db: DbOrTx) {
         .limit(limit)
         .for('update', { skipLocked: true });
       if (due.length === 0) return [];
-      await tx
-        .update(webhookDeliveries)
-        .set({ attempts: sql`${webhookDeliveries.attempts} + 1`, nextAttemptAt: leaseUntil })
-        .where(inArray(webhookDeliveries.id, due.map((d) => d.id)));
-      const endpoints = await tx.select().from(webhookEndpoints).where(inArray(webhookEndpoints.id, [...new Set(due.map((d) => d.endpointId))]));
-      const byId = new Map(endpoints.map((e) => [e.id, e]));
-      return due.map((d) => {
-        const endpoint = byId.get(d.endpointId)!;
-        return { ...d, attempts: d.attempts + 1, url: endpoint.url, endpoint };
-      });
+      const endpoints = await tx
+        .select()
+        .from(webhookEndpoints)
+        .where(and(inArray(webhookEndpoints.id, [...new Set(due.map((d) => d.endpointId))]), isNull(webhookEndpoints.deletedAt)));
+      const live = new Map(endpoints.map((e) => [e.id, e]));
+      const claimed = due.filter((d) => live.has(d.endpointId));
+      const orphaned = due.filter((d) => !live.has(d.endpointId));
+      if (orphaned.length > 0) {
+        await tx
+          .update(webhookDeliveries)
+          .set({ status: 'failed', nextAttemptAt: now })
+          .where(inArray(webhookDeliveries.id, orphaned.map((d) => d.id)));
+      }
+      if (claimed.length > 0) {
+        await tx
+          .update(webhookDeliveries)
+          .set({ attempts: sql`${webhookDeliveries.attempts} + 1`, nextAttemptAt: leaseUntil })
+          .where(inArray(webhookDeliveries.id, claimed.map((d) => d.id)));
+      }
+      return claimed.map((d) => ({ ...d, attempts: d.attempts + 1, endpoint: live.get(d.endpointId)! }));
     },
 
     /**
-     * Records one attempt and its outcome, only while the row is still this worker's claim
-     * (same attempt number, still pending): a worker whose lease ran out changes nothing.
+     * Records one attempt, always: the request went out, so the log shows it. The outcome is
+     * applied only while the row is still this worker's claim (same attempt number, still
+     * pending): a worker whose lease ran out, or whose endpoint was deleted meanwhile, does
+     * not overwrite the state. Returns whether the outcome was applied.
      */
     async recordAttempt(
       attempt: WebhookAttemptRow,
       outcome: { status: 'delivered' | 'pending' | 'failed'; nextAttemptAt: Date; deliveredAt: Date | null },
       tx: DbOrTx,
     ): Promise<boolean> {
+      await tx.insert(webhookAttempts).values(attempt).onConflictDoNothing();
       const updated = await tx
         .update(webhookDeliveries)
         .set(outcome)
         .where(and(eq(webhookDeliveries.id, attempt.deliveryId), eq(webhookDeliveries.attempts, attempt.attempt), eq(webhookDeliveries.status, 'pending')))
         .returning({ id: webhookDeliveries.id });
-      if (updated.length === 0) return false;
-      await tx.insert(webhookAttempts).values(attempt);
-      return true;
+      return updated.length > 0;
     },
 
     async listDeliveries(orgId: string, endpointId: string, page: { beforeId?: string; limit: number }, tx: DbOrTx = db) {

@@ -4,7 +4,7 @@ import { requestContext } from '../../plugins/auth.js';
 import { DEFAULT_PAGE_SIZE } from '../../lib/pagination.js';
 import { NextCursor, PageQuery, problems, ref, StringEnum, Uuid } from '../../lib/schemas.js';
 import { EXAMPLE } from '../../lib/examples.js';
-import { WEBHOOK_EVENTS, type WebhooksService } from './webhooks.service.js';
+import { WEBHOOK_EVENTS, webhookEventId, type WebhooksService } from './webhooks.service.js';
 
 const WebhookEventType = StringEnum(WEBHOOK_EVENTS);
 
@@ -99,14 +99,14 @@ const ENDPOINT_EXAMPLE: Static<typeof WebhookEndpoint> = {
 };
 const DELIVERY_EXAMPLE: Static<typeof WebhookDelivery> = {
   id: '0192f3c1-2b3c-7d4e-8f50-6a7b8c9d0e1f',
-  eventId: `msg_${EXAMPLE.auditEventId}`,
+  eventId: webhookEventId(EXAMPLE.auditEventId, 'message.read'),
   eventType: 'message.read',
   status: 'delivered',
   createdAt: EXAMPLE.readAt,
   deliveredAt: '2025-01-14T10:03:16.000Z',
   nextAttemptAt: null,
   attempts: [
-    { attempt: 1, attemptedAt: '2025-01-14T10:02:46.000Z', responseStatus: 503, error: null, durationMs: 41 },
+    { attempt: 1, attemptedAt: '2025-01-14T10:02:46.000Z', responseStatus: 503, error: 'receiver answered 503', durationMs: 41 },
     { attempt: 2, attemptedAt: '2025-01-14T10:03:16.000Z', responseStatus: 204, error: null, durationMs: 38 },
   ],
 };

@@ -9,7 +9,9 @@
  *   reference, actor kind and id); never a subject, a body, a name, an address or a token.
  *   Receivers fetch content with their own credentials;
  * - the payload bytes are fixed at enqueue: every attempt sends and signs the same body under
- *   the same `webhook-id` (the audit event id), so receivers can de-duplicate;
+ *   the same `webhook-id`, so receivers can de-duplicate. The id names the audit event and the
+ *   webhook event type: one audit event can announce two types (an external reply is both
+ *   `message.sent` and `external.replied`), and those must not look like duplicates;
  * - the endpoint's secret is sealed at rest and returned once, at registration;
  * - targets pass the SSRF guard at registration and again before every attempt.
  */
@@ -55,6 +57,9 @@ function eventTypesFor(event: RecordedAuditEvent): WebhookEventType[] {
       return [];
   }
 }
+
+/** Standard Webhooks message id: `msg_<audit event id>_<type with underscores>`. */
+export const webhookEventId = (auditEventId: string, type: WebhookEventType) => `msg_${auditEventId}_${type.replace('.', '_')}`;
 
 const BATCH = 20;
 const LEASE_MS = 60_000;
@@ -129,7 +134,7 @@ export function createWebhooksService(deps: {
           id: newId(),
           orgId: event.orgId,
           endpointId: e.id,
-          eventId: `msg_${event.id}`,
+          eventId: webhookEventId(event.id, type),
           eventType: type,
           payload,
           status: 'pending' as const,

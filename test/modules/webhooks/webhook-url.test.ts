@@ -31,11 +31,21 @@ t.test('address classification', async (t) => {
     '::ffff:127.0.0.1',
     '::ffff:a9fe:a9fe',
     '64:ff9b::a9fe:a9fe',
+    // Embedded IPv4 in every notation: mapped, translated, compatible; hex or dotted; expanded.
+    '0:0:0:0:0:ffff:a9fe:a9fe',
+    '0000:0000:0000:0000:0000:ffff:7f00:0001',
+    '::ffff:0:a9fe:a9fe',
+    '::ffff:0:10.0.0.1',
+    '::a9fe:a9fe',
+    '::10.0.0.1',
+    '::0.0.0.0',
+    '::FFFF:A9FE:A9FE',
+    'fe80::1%eth0',
     'not-an-ip',
   ]) {
     t.ok(isPrivateAddress(ip), `${ip} is refused`);
   }
-  for (const ip of ['93.184.216.34', '8.8.8.8', '172.32.0.1', '11.0.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
+  for (const ip of ['93.184.216.34', '8.8.8.8', '172.32.0.1', '11.0.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808', '0:0:0:0:0:ffff:0808:0808', '::ffff:0:8.8.8.8']) {
     t.notOk(isPrivateAddress(ip), `${ip} is public`);
   }
 });
@@ -62,5 +72,7 @@ t.test('resolution', async (t) => {
     await t.rejects(resolveTarget(new URL(`https://${host}/x`), strict, resolver), { code: 'webhook_url_refused' }, `${host} is refused`);
   }
   t.same(await resolveTarget(new URL('https://meta.example/x'), { allowPrivate: true, requireHttps: false }, resolver), { address: '169.254.169.254', family: 4 }, 'allowed under the flag');
+  const hanging: Resolver = () => new Promise(() => {});
+  await t.rejects(resolveTarget(new URL('https://slow.example/x'), strict, hanging, 50), { code: 'webhook_url_refused' }, 'a lookup that never answers is cut off');
   t.same(await resolveTarget(new URL('http://[::ffff:8.8.8.8]/'), strict, resolver), { address: '::ffff:808:808', family: 6 }, 'an IP literal needs no lookup');
 });

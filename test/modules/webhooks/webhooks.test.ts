@@ -19,6 +19,7 @@ import { build, fakeClock, newKey, openTestDatabase, type Harness } from '../../
 import { assertProblem } from '../../fixtures/problems.js';
 import { rowsOf } from '../../../src/db/util.js';
 import { webhookBackoffMs } from '../../../src/modules/webhooks/webhooks.service.js';
+import { createWebhooksRepo } from '../../../src/modules/webhooks/webhooks.repo.js';
 
 const ALL_EVENTS = [
   'thread.created',
@@ -175,6 +176,13 @@ t.test('every event type is delivered, signed in the Standard Webhooks format, w
     'exactly the story events were announced, once each',
   );
   t.equal(types.length, 10, 'ten announcements: one per event, external.replied alongside its message.sent');
+  const ids = hook.received.map((r) => String(r.headers['webhook-id']));
+  t.equal(new Set(ids).size, 10, 'every announcement has its own webhook-id, so a receiver de-duplicating on it keeps all ten');
+  const replyIds = hook.received
+    .filter((r) => JSON.parse(r.body).data.messageId === reply.json().id && JSON.parse(r.body).type !== 'message.read')
+   .map((r) => String(r.headers['webhook-id']));
+  t.equal(replyIds.length, 2, 'the reply announced message.sent and external.replied');
+  t.not(replyIds[0], replyIds[1], 'under two different webhook-ids');
   t.same(readOnly.received.map((r) => JSON.parse(r.body).type), ['message.read', 'message.read'], 'the filtered endpoint got only its event type');
 
   const verifier = new Webhook(created.secret);
@@ -291,6 +299,53 @@ t.test('nothing is announced for a change that rolls back, or to a deleted endpo
 
   const audit = (await h.call('GET', '/v1/audit-events?limit=200', h.admin())).json().items.map((e: { action: string }) => e.action);
   t.ok(audit.includes('webhook.created') && audit.includes('webhook.deleted'), 'registration and removal are audited');
+});
+
+t.test('a delivery queued by a send racing the deletion of its endpoint is never sent', async (t) => {
+  const { h } = await setup(t);
+  const hook = await receiver(t);
+  const endpoint = await register(h, hook.url, ['thread.created']);
+  await openThread(h);
+  const [queued] = rowsOf<{ id: string }>(await h.app.database.db.execute(sql`select id from webhook_deliveries where endpoint_id = ${endpoint.id}`));
+  t.equal((await h.call('DELETE', `/v1/webhooks/${endpoint.id}`, h.admin())).statusCode, 204);
+  // The race: the send read the subscriber list before the deletion and committed after the
+  // deletion's sweep of pending rows, so its delivery is still pending.
+  await h.app.database.db.execute(sql`update webhook_deliveries set status = 'pending' where id = ${queued!.id}`);
+  t.equal(await h.app.webhooks.drainNow(), 0, 'nothing delivered');
+  t.equal(hook.received.length, 0, 'the receiver of a deleted endpoint got nothing');
+  const [row] = rowsOf<{ status: string; attempts: number }>(await h.app.database.db.execute(sql`select status, attempts from webhook_deliveries where id = ${queued!.id}`));
+  t.same(row, { status: 'failed', attempts: 0 }, 'the delivery is failed at claim time, with no attempt made');
+});
+
+t.test('an attempt by a worker whose lease ran out is logged but does not overwrite the outcome', async (t) => {
+  const { h, clock } = await setup(t);
+  const hook = await receiver(t);
+  const endpoint = await register(h, hook.url, ['thread.created']);
+  await openThread(h);
+  const repo = createWebhooksRepo(h.app.database.db);
+  // A slow worker claims attempt 1, then stalls past its lease.
+  const [stale] = await h.app.database.db.transaction((tx) => repo.claimDue(clock.now(), new Date(clock.now().getTime() + 60_000), 20, tx));
+  t.equal(stale?.attempts, 1, 'the slow worker holds attempt 1');
+  clock.advance(61_000);
+  t.equal(await h.app.webhooks.drainNow(), 1, 'another worker takes the expired claim as attempt 2 and delivers');
+  const applied = await h.app.database.db.transaction((tx) =>
+    repo.recordAttempt(
+      { deliveryId: stale!.id, attempt: 1, attemptedAt: clock.now(), responseStatus: null, error: 'ETIMEDOUT', durationMs: 61_000 },
+      { status: 'pending', nextAttemptAt: new Date(clock.now().getTime() + 30_000), deliveredAt: null },
+      tx,
+    ),
+  );
+  t.equal(applied, false, "the stale worker's outcome is not applied");
+  const [delivery] = (await h.call('GET', `/v1/webhooks/${endpoint.id}/deliveries`, h.admin())).json().items;
+  t.equal(delivery.status, 'delivered', 'the delivery stays delivered');
+  t.same(
+    delivery.attempts.map((a: { attempt: number; error: string | null }) => [a.attempt, a.error]),
+    [
+      [1, 'ETIMEDOUT'],
+      [2, null],
+    ],
+    'both attempts are in the log',
+  );
 });
 
 t.test('SSRF: private, loopback and link-local targets are refused without WEBHOOK_ALLOW_PRIVATE', async (t) => {
