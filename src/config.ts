@@ -274,8 +274,13 @@ function parseBench(env: Env, mode: Config['env']): { benchMode: boolean; auditC
 }
 
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
-  const nodeEnv = nonEmpty(env, 'NODE_ENV');
-  const mode: Config['env'] = nodeEnv === 'production' ? 'production' : nodeEnv === 'test' ? 'test' : 'development';
+  const nodeEnv = nonEmpty(env, 'NODE_ENV') ?? 'development';
+  // Anything else ('prod', 'Production', 'staging') is refused rather than taken for
+  // development, which would generate dev secrets and allow bench-only routes.
+  if (nodeEnv !== 'production' && nodeEnv !== 'test' && nodeEnv !== 'development') {
+    throw new ConfigError('NODE_ENV', 'must be production, development or test');
+  }
+  const mode: Config['env'] = nodeEnv;
   const dataDir = path.resolve(nonEmpty(env, 'DATA_DIR') ?? './data');
   const databaseUrl = parseUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   const devSecrets: string[] = [];

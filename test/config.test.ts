@@ -107,6 +107,9 @@ t.test('production refuses to start without real secrets and never touches DATA_
   refuses(t, { NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET }, 'ENCRYPTION_KEYS');
   refuses(t, { NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS }, 'AUDIT_CHECKPOINT_KEY');
   t.same(readdirSync(dir), [], 'nothing was written to DATA_DIR');
+  // A misspelt production must not fall back to development (dev secrets, bench routes).
+  for (const nodeEnv of ['prod', 'Production', 'staging']) refuses(t, { NODE_ENV: nodeEnv, DATA_DIR: dir, BENCH_MODE: 'true' }, 'NODE_ENV');
+  t.same(readdirSync(dir), [], 'nor by an unknown NODE_ENV');
   const config = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir, JWT_SECRET: SECRET, ENCRYPTION_KEYS: KEYS, AUDIT_CHECKPOINT_KEY: CHECKPOINT_KEY });
   t.equal(config.env, 'production');
   t.same(config.devSecrets, []);

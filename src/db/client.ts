@@ -41,12 +41,17 @@ export interface DatabaseOptions {
  * short a time as the chain allows.
  */
 const beforeCommit = new WeakMap<object, (() => Promise<void>)[]>();
+/** Transactions whose callback has returned or thrown: nothing more may be queued on them. */
+const ended = new WeakSet<object>();
 
 /**
  * Queues `fn` for the end of `tx`. False when `tx` is not a top-level transaction opened by
  * `db.transaction` here (the database itself, or a savepoint): the caller then runs it now.
+ * Throws when `tx` has ended (a statement issued after its callback finished).
  */
 export function runBeforeCommit(tx: object, fn: () => Promise<void>): boolean {
+  // Running fn "now" on an ended transaction would write outside any transaction.
+  if (ended.has(tx)) throw new Error('the transaction has already ended');
   const queue = beforeCommit.get(tx);
   if (!queue) return false;
   queue.push(fn);
@@ -66,6 +71,7 @@ function withBeforeCommit(db: Db): Db {
         return result;
       } finally {
         beforeCommit.delete(tx);
+        ended.add(tx);
       }
     }, config);
   return Object.assign(db, { transaction });

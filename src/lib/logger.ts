@@ -32,6 +32,34 @@ export function urlForLog(url: string): string {
   return `${url.slice(0, q)}?${keys.map((k) => `${encodeURIComponent(k)}=…`).join('&')}`;
 }
 
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/**
+ * What the log may say of an error: its class, its code and where it was thrown. Driver and
+ * Drizzle errors quote the query's parameters in their message (`Failed query: … params: …`,
+ * `invalid input syntax for type uuid: "<value>"`), and those parameters are sealed PHI or
+ * PHI itself, so a message is kept only for errors that did not come from the database, and
+ * the stack keeps only its frames (the first lines of a stack repeat the message).
+ */
+export function errorForLog(error: unknown): Record<string, unknown> {
+  if (error === null || typeof error !== 'object') return { type: typeof error };
+  const chain: object[] = [];
+  for (let e: unknown = error; e !== null && typeof e === 'object' && chain.length < 4; e = (e as { cause?: unknown }).cause) chain.push(e);
+  const fromDatabase = chain.some((e) => {
+    const { code, query, params, message } = e as { code?: unknown; query?: unknown; params?: unknown; message?: unknown };
+    return query !== undefined || params !== undefined || (typeof code === 'string' && SQLSTATE.test(code)) || (typeof message === 'string' && message.startsWith('Failed query'));
+  });
+  const e = error as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown };
+  const code = chain.map((c) => (c as { code?: unknown }).code).find((c): c is string => typeof c === 'string' && c.length <= 40);
+  const frames = typeof e.stack === 'string' ? e.stack.split('\n').filter((line) => /^\s+at /.test(line)).slice(0, 8).join('\n') : undefined;
+  return {
+    type: typeof e.name === 'string' ? e.name : 'Error',
+    ...(code ? { code } : {}),
+    ...(!fromDatabase && typeof e.message === 'string' ? { message: e.message.slice(0, 500) } : {}),
+    ...(frames ? { stack: frames } : {}),
+  };
+}
+
 interface LoggedRequest {
   method: string;
   url: string;
@@ -45,6 +73,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: {
+        err: errorForLog,
+        error: errorForLog,
         req: (req: LoggedRequest) => ({
           method: req.method,
           url: urlForLog(req.url),

@@ -131,9 +131,9 @@ export default fp(
         return sendProblem(reply, problemBody('service_unavailable', request.id, 'The database is unavailable; try again shortly'));
       }
       if (code === 'internal_error') {
-        // Driver errors can quote query parameters (PHI): log the class, SQLSTATE and stack only.
-        const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
-        request.log.error({ errorName: error.name, sqlState: sqlState(error), stack }, 'unhandled error');
+        // The logger's err serializer (errorForLog) keeps no message of a database error: driver
+        // errors quote query parameters, which are PHI.
+        request.log.error({ err: error }, 'unhandled error');
         return sendProblem(reply, problemBody(code, request.id));
       }
       return sendProblem(reply, problemBody(code, request.id, fastifyErrorDetail(fe)));

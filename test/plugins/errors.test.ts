@@ -3,7 +3,9 @@
  * log line must not carry the driver's message (it can quote PHI parameters).
  */
 import t from 'tap';
-import { build } from '../fixtures/build.js';
+import { sql } from 'drizzle-orm';
+import { build, openTestDatabase } from '../fixtures/build.js';
+import { createLogger, errorForLog } from '../../src/lib/logger.js';
 import { assertProblem, cursorOf } from '../fixtures/problems.js';
 
 t.test('hostile query values are 400, never 500', async (t) => {
@@ -35,4 +37,43 @@ t.test('HEAD does not run audited GET handlers', async (t) => {
   t.not(res.statusCode, 200);
   const events = (await h.call('GET', '/v1/audit-events?action=record.viewed', h.admin())).json().items;
   t.same(events, [], 'no record.viewed from a HEAD');
+});
+
+t.test('an unhandled database error is logged by class, SQLSTATE and frames: never its message, query or parameters', async (t) => {
+  // A database of its own: the broken table must not reach another test.
+  const h = await build(t, { database: await openTestDatabase(t), captureLogs: true });
+  await h.app.database.db.execute(sql.raw('alter table records add constraint refuse_every_insert check (false) not valid'));
+  const marker = 'c-mrn-4471-quartz';
+  const res = await h.call('PUT', `/v1/customers/${marker}`, h.integration(), { displayName: 'Quentin Quartzfield', email: 'quentin.q@example.org' });
+  assertProblem(t, res, 500, 'internal_error', 'a failed insert');
+  t.notOk(res.body.includes(marker) || res.body.includes('refuse_every_insert'), 'the answer says nothing internal');
+  const lines = h.logs.flatMap((chunk) => chunk.split('\n')).filter(Boolean);
+  const unhandled = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'unhandled error');
+  t.ok(unhandled, 'the error is logged');
+  t.equal(unhandled.err.code, '23514', 'with its SQLSTATE');
+  t.type(unhandled.err.type, 'string', 'and its class');
+  t.match(unhandled.err.stack, /^\s+at /, 'and its frames');
+  t.notOk('message' in unhandled.err, 'but no message');
+  for (const line of lines.filter((l) => !l.includes('"req":'))) {
+    t.notOk(/Failed query|params:|refuse_every_insert|Quentin|quentin\.q|c-mrn-4471/.test(line), `no query, parameter or value in: ${JSON.parse(line).msg}`);
+  }
+});
+
+t.test('errorForLog keeps a plain error\'s message and drops a driver error\'s', async (t) => {
+  const database = await openTestDatabase(t);
+  const failed = await database.db.execute(sql`select ${'phi-value-8812'}::uuid`).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(failed, 'the query failed');
+  const logged = JSON.stringify(errorForLog(failed));
+  t.notOk(logged.includes('phi-value-8812'), 'the parameter is not in the log');
+  t.notOk(logged.includes('Failed query'), 'nor the query');
+  t.match(errorForLog(failed), { code: '22P02' }, 'the SQLSTATE is');
+  t.same(errorForLog(new Error('ENCRYPTION_KEYS is missing')).message, 'ENCRYPTION_KEYS is missing', 'a plain error keeps its message');
+  t.same(errorForLog('a string'), { type: 'string' });
+  const out: string[] = [];
+  const logger = createLogger('info', { write: (line: string) => out.push(line) });
+  logger.error({ err: failed, error: failed }, 'x');
+  t.notOk(out.join('').includes('phi-value-8812'), 'the serializer applies under err and error');
 });

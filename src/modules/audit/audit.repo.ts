@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm
 import type { DbOrTx } from '../../db/client.js';
 import { auditChainHeads, auditEvents } from '../../db/schema.js';
 import { GENESIS_HASH } from './audit-chain.js';
+import { allSettledInTransaction } from '../../db/util.js';
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 
@@ -36,7 +37,7 @@ export function createAuditRepo(db: DbOrTx) {
       const last = rows.at(-1);
       if (!last) return;
       // Sent together (postgres.js pipelines them in one write): the head lock is held meanwhile.
-      await Promise.all([
+      await allSettledInTransaction([
         tx.insert(auditEvents).values(rows),
         moveHead ? tx.update(auditChainHeads).set({ seq: last.seq, hash: last.hash }).where(eq(auditChainHeads.orgId, last.orgId)) : undefined,
       ]);

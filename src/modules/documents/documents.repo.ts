@@ -28,6 +28,29 @@ export function createDocumentsRepo(db: DbOrTx) {
         .where(and(eq(documents.orgId, orgId), eq(documents.id, id)));
     },
 
+    /** Makes a pending upload ready; false when it is no longer pending (a sweep removed it). */
+    async markReady(orgId: string, id: string, fields: Partial<DocumentRow>, tx: DbOrTx): Promise<boolean> {
+      const updated = await tx
+        .update(documents)
+        .set({ ...fields, status: 'ready' })
+        .where(and(eq(documents.orgId, orgId), eq(documents.id, id), eq(documents.status, 'pending')))
+        .returning({ id: documents.id });
+      return updated.length === 1;
+    },
+
+    /**
+     * Locks an upload's row while it is still pending; false when it is not (gone, or ready).
+     * After waiting on a concurrent commit, the status is judged on the committed row.
+     */
+    async lockPending(orgId: string, id: string, tx: DbOrTx): Promise<boolean> {
+      const rows = await tx
+        .select({ id: documents.id })
+        .from(documents)
+        .where(and(eq(documents.orgId, orgId), eq(documents.id, id), eq(documents.status, 'pending')))
+        .for('update');
+      return rows.length === 1;
+    },
+
     async find(orgId: string, id: string, tx: DbOrTx = db, forUpdate = false): Promise<DocumentWithRecord | undefined> {
       const query = tx
         .select(withRecord)

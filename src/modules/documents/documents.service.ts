@@ -101,12 +101,112 @@ export function createDocumentsService(deps: Deps) {
     throw new AppError('not_found', 'No document with that id', { action, documentId });
   }
 
-  /** Deletes an upload that never became ready: its content first, then its pending row, in one transaction. */
+  /**
+   * Deletes an upload that never became ready: its content, then its pending row, in one
+   * transaction. Nothing is touched unless the row is still pending under our lock: when the
+   * final commit went through but its answer was lost (a dropped connection), the document is
+   * ready and stored, and must stay so.
+   */
   function discardPending(orgId: string, documentId: string): Promise<void> {
     return db.transaction(async (tx) => {
+      if (!(await repo.lockPending(orgId, documentId, tx))) return;
       await blobs.remove(tx, { orgId, documentId });
       await repo.deletePending(orgId, documentId, tx);
     });
+  }
+
+  /** The upload itself; `onPendingRow` learns the id once a pending row exists to discard. */
+  async function storeUpload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput, onPendingRow: (row: { orgId: string; id: string }) => void): Promise<DocumentView> {
+    const orgId = ctx.actor.orgId;
+    let recordRow: { id: string; kind: RecordKind; externalId: string } | null = null;
+    if (owner.kind === 'record') {
+      recordRow = await records.resolve(ctx, owner.recordKind, owner.recordId, 'document.created');
+    } else if (owner.kind === 'thread-record') {
+      const thread = ctx.actor.threadId ? await threadsRepo.findWithRecord(orgId, ctx.actor.threadId) : undefined;
+      if (!thread) throw new AppError('not_found', 'No thread with that id');
+      recordRow = { id: thread.recordId, kind: thread.recordKind, externalId: thread.recordExternalId };
+    }
+    const ownerAudit = recordRow ? { recordKind: recordRow.kind, recordId: recordRow.externalId } : {};
+    await storage.assertRoom(orgId);
+
+    const id = newId();
+    const now = clock.now();
+    const { envelope, dataKey } = keyRing.createEnvelope(documentKeyContext(orgId, id));
+    const noncePrefix = newNoncePrefix();
+    const inspector = new ContentInspector({ filename: input.filename });
+    const hash = createHash('sha256');
+    let size = 0;
+    async function* plaintext(): AsyncGenerator<Buffer> {
+      try {
+        for await (const piece of input.stream as AsyncIterable<Buffer>) {
+          size += piece.length;
+          if (size > MAX_FILE_BYTES) break; // the multipart limit should have cut it already
+          inspector.push(piece);
+          hash.update(piece);
+          yield piece;
+        }
+      } catch {
+        // The request stream failed: a malformed multipart body (no closing boundary, a part
+        // cut short) or a client gone mid-upload. The request is at fault, not the server.
+        throw new AppError('validation_failed', 'The multipart body ended before the file did');
+      }
+    }
+    const retentionUntil = await storage.retentionUntil(orgId, now);
+    const source: DocumentRow['source'] =
+      ctx.actor.role === 'external' ? 'external_reply' : ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
+
+    const row: DocumentRow = {
+      id,
+      orgId,
+      ownerKind: owner.kind === 'library' ? 'library' : 'record',
+      recordId: recordRow?.id ?? null,
+      ...envelope,
+      noncePrefix,
+      namePlain: owner.kind === 'library' ? input.filename : null,
+      nameSealed: owner.kind === 'library' ? null : dataKey.sealText(input.filename, documentNameAad(orgId, id)),
+      mediaType: 'application/octet-stream',
+      sizeBytes: 0,
+      storedBytes: 0,
+      chunkCount: 0,
+      checksum: '',
+      private: owner.kind === 'library' ? owner.private : false,
+      source,
+      createdByKind: ctx.actor.role,
+      createdById: ctx.actor.id,
+      createdAt: now,
+      retentionUntil,
+      deletedAt: null,
+      status: 'pending',
+    };
+    // 1. A pending row (invisible to every reader), then the chunks as they arrive: no
+    //    transaction or pooled connection is held while the client is still sending.
+    await repo.insert(row);
+    onPendingRow({ orgId, id });
+    const stored = await blobs.write({ orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
+    if (input.truncated() || size > MAX_FILE_BYTES) {
+      throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
+    }
+    const verdict = await inspector.finish();
+    if (!verdict.ok) throw refuse('unsupported_media_type', verdict.detail, ownerAudit);
+    // 2. One short transaction makes it real: storage reserved, row ready, event written.
+    const final: DocumentRow = {
+      ...row,
+      status: 'ready',
+      mediaType: verdict.mediaType,
+      sizeBytes: size,
+      storedBytes: stored.storedBytes,
+      chunkCount: stored.chunkCount,
+      checksum: hash.digest('hex'),
+    };
+    await db.transaction(async (tx) => {
+      await storage.reserve(tx, orgId, stored.storedBytes);
+      const { mediaType, sizeBytes, storedBytes, chunkCount, checksum } = final;
+      // Never true in practice (a sweep takes uploads pending for an hour; a request gets
+      // 180 s), but a document the sweep removed must not be announced as created.
+      if (!(await repo.markReady(orgId, id, { mediaType, sizeBytes, storedBytes, chunkCount, checksum }, tx))) throw new Error('the pending upload row is gone');
+      await audit.record(tx, ctx, { action: 'document.created', documentId: id, ...ownerAudit });
+    });
+    return codec.toView({ ...final, recordKind: recordRow?.kind ?? null, recordExternalId: recordRow?.externalId ?? null });
   }
 
   /** Refuses an upload: the caller's transaction rolls back; the refusal itself is audited. */
@@ -118,97 +218,21 @@ export function createDocumentsService(deps: Deps) {
     loadForActor,
 
     async upload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput): Promise<DocumentView> {
-      const orgId = ctx.actor.orgId;
-      let recordRow: { id: string; kind: RecordKind; externalId: string } | null = null;
-      if (owner.kind === 'record') {
-        recordRow = await records.resolve(ctx, owner.recordKind, owner.recordId, 'document.created');
-      } else if (owner.kind === 'thread-record') {
-        const thread = ctx.actor.threadId ? await threadsRepo.findWithRecord(orgId, ctx.actor.threadId) : undefined;
-        if (!thread) throw new AppError('not_found', 'No thread with that id');
-        recordRow = { id: thread.recordId, kind: thread.recordKind, externalId: thread.recordExternalId };
-      }
-      const ownerAudit = recordRow ? { recordKind: recordRow.kind, recordId: recordRow.externalId } : {};
-      await storage.assertRoom(orgId);
-
-      const id = newId();
-      const now = clock.now();
-      const { envelope, dataKey } = keyRing.createEnvelope(documentKeyContext(orgId, id));
-      const noncePrefix = newNoncePrefix();
-      const inspector = new ContentInspector({ filename: input.filename });
-      const hash = createHash('sha256');
-      let size = 0;
-      async function* plaintext(): AsyncGenerator<Buffer> {
-        for await (const piece of input.stream as AsyncIterable<Buffer>) {
-          size += piece.length;
-          if (size > MAX_FILE_BYTES) break; // the multipart limit should have cut it already
-          inspector.push(piece);
-          hash.update(piece);
-          yield piece;
-        }
-      }
-      const retentionUntil = await storage.retentionUntil(orgId, now);
-      const source: DocumentRow['source'] =
-        ctx.actor.role === 'external' ? 'external_reply' : ctx.actor.role === 'patron' ? 'message_reply' : 'upload';
-
-      const row: DocumentRow = {
-        id,
-        orgId,
-        ownerKind: owner.kind === 'library' ? 'library' : 'record',
-        recordId: recordRow?.id ?? null,
-        ...envelope,
-        noncePrefix,
-        namePlain: owner.kind === 'library' ? input.filename : null,
-        nameSealed: owner.kind === 'library' ? null : dataKey.sealText(input.filename, documentNameAad(orgId, id)),
-        mediaType: 'application/octet-stream',
-        sizeBytes: 0,
-        storedBytes: 0,
-        chunkCount: 0,
-        checksum: '',
-        private: owner.kind === 'library' ? owner.private : false,
-        source,
-        createdByKind: ctx.actor.role,
-        createdById: ctx.actor.id,
-        createdAt: now,
-        retentionUntil,
-        deletedAt: null,
-        status: 'pending',
-      };
+      let inserted: { orgId: string; id: string } | null = null;
       let ready = false;
       try {
-        // 1. A pending row (invisible to every reader), then the chunks as they arrive: no
-        //    transaction or pooled connection is held while the client is still sending.
-        await repo.insert(row);
-        const stored = await blobs.write({ orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
-        if (input.truncated() || size > MAX_FILE_BYTES) {
-          throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
-        }
-        const verdict = await inspector.finish();
-        if (!verdict.ok) throw refuse('unsupported_media_type', verdict.detail, ownerAudit);
-        // 2. One short transaction makes it real: storage reserved, row ready, event written.
-        const final: DocumentRow = {
-          ...row,
-          status: 'ready',
-          mediaType: verdict.mediaType,
-          sizeBytes: size,
-          storedBytes: stored.storedBytes,
-          chunkCount: stored.chunkCount,
-          checksum: hash.digest('hex'),
-        };
-        await db.transaction(async (tx) => {
-          await storage.reserve(tx, orgId, stored.storedBytes);
-          const { status, mediaType, sizeBytes, storedBytes, chunkCount, checksum } = final;
-          await repo.update(orgId, id, { status, mediaType, sizeBytes, storedBytes, chunkCount, checksum }, tx);
-          await audit.record(tx, ctx, { action: 'document.created', documentId: id, ...ownerAudit });
-        });
+        const view = await storeUpload(ctx, owner, input, (row) => (inserted = row));
         ready = true;
-        return codec.toView({ ...final, recordKind: recordRow?.kind ?? null, recordExternalId: recordRow?.externalId ?? null });
+        return view;
       } finally {
-        // Whatever happened, consume what is left of the request so the connection can answer.
+        // Whatever happened, refusals before the first byte included, consume what is left of
+        // the request so the connection can answer and be reused.
         if (!input.stream.readableEnded) input.stream.resume();
         // A refused or broken upload leaves nothing: its content and pending row go now. If the
         // store cannot delete (S3 unreachable), the transaction rolls back and the row stays
         // pending, so sweepPendingUploads tries again in an hour.
-        if (!ready) await discardPending(orgId, id).catch(() => undefined);
+        const pending = inserted as { orgId: string; id: string } | null;
+        if (!ready && pending) await discardPending(pending.orgId, pending.id).catch(() => undefined);
       }
     },
 
@@ -220,9 +244,18 @@ export function createDocumentsService(deps: Deps) {
     async sweepPendingUploads(olderThanMs = 3_600_000): Promise<{ pending: number; orphans: number }> {
       const before = new Date(clock.now().getTime() - olderThanMs);
       const stale = await repo.stalePending(before, 100);
-      for (const doc of stale) await discardPending(doc.orgId, doc.id);
+      // One upload that cannot be discarded (its content unreachable) must not stop the rest,
+      // nor the orphan sweep: it stays pending and is tried again next time.
+      let discarded = 0;
+      for (const doc of stale) {
+        const ok = await discardPending(doc.orgId, doc.id).then(
+          () => true,
+          () => false,
+        );
+        if (ok) discarded++;
+      }
       const orphans = await blobs.sweepOrphans(before);
-      return { pending: stale.length, orphans };
+      return { pending: discarded, orphans };
     },
 
     /** Metadata includes the (PHI) name of a record document: audited as document.viewed. */

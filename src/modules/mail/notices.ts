@@ -9,6 +9,7 @@ import type { RecordsRepo } from '../records/records.repo.js';
 import type { RecordsService } from '../records/records.service.js';
 import type { StorageService } from '../storage/storage.service.js';
 import type { MailService } from './mail.service.js';
+import { allSettledInTransaction } from '../../db/util.js';
 
 export const NOTICE_COALESCE_MS = 15 * 60 * 1000;
 
@@ -18,7 +19,7 @@ export function createNotices(deps: { mail: MailService; recordsRepo: RecordsRep
     async newStaffMessage(tx: DbOrTx, orgId: string, threadId: string, recordId: string): Promise<void> {
       const since = new Date(clock.now().getTime() - NOTICE_COALESCE_MS);
       // Both reads in one round trip; the record is decrypted only when a notice is due.
-      const [recent, record] = await Promise.all([mail.recentNotice(orgId, threadId, since, tx), recordsRepo.findById(orgId, recordId, tx)]);
+      const [recent, record] = await allSettledInTransaction([mail.recentNotice(orgId, threadId, since, tx), recordsRepo.findById(orgId, recordId, tx)]);
       if (recent) return;
       const email = record ? records.decrypt(record).email : null;
       if (!email) return;

@@ -19,6 +19,7 @@ import type { ThreadsRepo, ThreadWithRecord } from '../threads/threads.repo.js';
 import type { ThreadsService } from '../threads/threads.service.js';
 import { buildMessageRow, toMessageView, type MessageView } from './message-codec.js';
 import type { MessagesRepo } from './messages.repo.js';
+import { allSettledInTransaction } from '../../db/util.js';
 
 interface Deps {
   db: Db;
@@ -50,7 +51,7 @@ export function createMessagesService(deps: Deps) {
       return db.transaction(async (tx) => {
         // The page is read alongside the authorization check (one round trip) and used only
         // once the check passed.
-        const [t, rows] = await Promise.all([
+        const [t, rows] = await allSettledInTransaction([
           threads.loadForActor(tx, ctx, threadId, 'message.listed'),
           repo.list(ctx.actor.orgId, threadId, { afterId: after?.[0], limit: page.limit }, tx),
         ]);
@@ -83,7 +84,7 @@ export function createMessagesService(deps: Deps) {
           const row = buildMessageRow(key, t, ctx.actor, input.body, now);
           // Independent statements go out together (one round trip on postgres.js); the
           // attachments reference the message row, so they follow it.
-          await Promise.all([
+          await allSettledInTransaction([
             repo.insert(row, tx),
             threadsRepo.update(orgId, threadId, { lastActivityAt: now }, tx),
             audit.record(tx, ctx, { ...denied, messageId: row.id }),
