@@ -30,6 +30,10 @@ if (config.devSecrets.length > 0) {
 
 const app = await buildApp(config, { logger }).catch((error: unknown) => {
   logger.fatal({ err: error }, 'could not start');
+  // No request has been served, so no PHI can be in it: the operator gets the whole message
+  // (a refused password, a missing database, a read-only DATA_DIR), which the log omits for
+  // database errors.
+  process.stderr.write(`Could not start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });
 

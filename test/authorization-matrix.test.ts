@@ -431,3 +431,131 @@ t.test('token-level cells on GET /v1/threads/{id}', async (t) => {
     { actor: 'patron without rec', token: h.token({ sub: 'patron-x', role: 'patron', name: 'Pat' }), status: 401, check: unauthorized },
   ]);
 });
+
+t.test('access links: grant, list and revoke (401, 403, cross-org 404, bad input)', async (t) => {
+  const h = await build(t);
+  const { customerThread } = await seed(t, h);
+  const threadId = customerThread.threadId;
+  const patronOwn = h.patron('customer:c-own');
+  const org = otherOrgId();
+  const otherStaff = otherOrgToken(h, org, 'staff');
+  const otherAdmin = otherOrgToken(h, org, 'admin');
+  const grant = { email: 'guest@example.org', expiresIn: '7d', verify: { dateOfBirth: true, phone: false } };
+  const noSecrets = (res: LightMyRequestResponse, label: string) => {
+    const link = json(res);
+    t.type(link.id, 'string', `${label}: the link has an id`);
+    t.notOk(/token|hash|secret/i.test(Object.keys(link).join(' ')), `${label}: no token or token hash in the answer (${Object.keys(link).join(', ')})`);
+    t.notOk(/[A-Za-z0-9_-]{43}/.test(res.body), `${label}: nothing shaped like a link token in it`);
+  };
+
+  await runRow(
+    t,
+    h,
+    'POST',
+    `/v1/threads/${threadId}/access-links`,
+    'POST /v1/threads/{id}/access-links',
+    [
+      { actor: 'staff', token: h.staff(), status: 201, check: noSecrets },
+      { actor: 'admin', token: h.admin(), status: 201, check: noSecrets },
+      { actor: 'integration', token: h.integration(), status: 403 },
+      { actor: 'patronOwn', token: patronOwn, status: 403 },
+      { actor: 'otherOrg staff', token: otherStaff, status: 404 },
+      { actor: 'otherOrg admin', token: otherAdmin, status: 404 },
+      { actor: 'none', token: undefined, status: 401 },
+    ],
+    grant,
+  );
+  for (const [label, body] of [
+    ['an unknown field', { ...grant, note: 'x' }],
+    ['a malformed address', { ...grant, email: 'not-an-address' }],
+    ['an expiry outside the choices', { ...grant, expiresIn: '365d' }],
+    ['no body fields', {}],
+    ['a wrong type', { ...grant, verify: 'yes' }],
+  ] as const) {
+    await runCell(t, h, 'POST', `/v1/threads/${threadId}/access-links`, `POST access-links with ${label}`, { actor: 'staff', token: h.staff(), status: 400, check: hasCode(t, 'validation_failed') }, body);
+  }
+  await runCell(t, h, 'POST', '/v1/threads/not-a-uuid/access-links', 'POST access-links on a malformed thread id', { actor: 'staff', token: h.staff(), status: 400 }, grant);
+  await runCell(t, h, 'POST', `/v1/threads/${randomUUID()}/access-links`, 'POST access-links on an unknown thread', { actor: 'staff', token: h.staff(), status: 404 }, grant);
+
+  const listUrl = `/v1/threads/${threadId}/access-links`;
+  await runRow(t, h, 'GET', listUrl, 'GET /v1/threads/{id}/access-links', [
+    { actor: 'staff', token: h.staff(), status: 200, check: (res, label) => t.equal((json(res).items as unknown[]).length, 2, `${label}: both links listed`) },
+    { actor: 'admin', token: h.admin(), status: 200 },
+    { actor: 'integration', token: h.integration(), status: 403 },
+    { actor: 'patronOwn', token: patronOwn, status: 403 },
+    { actor: 'otherOrg staff', token: otherStaff, status: 404 },
+    { actor: 'none', token: undefined, status: 401 },
+  ]);
+  await runCell(t, h, 'GET', `${listUrl}?limit=0`, 'GET access-links with limit=0', { actor: 'staff', token: h.staff(), status: 400, check: hasCode(t, 'validation_failed') });
+  await runCell(t, h, 'GET', `${listUrl}?cursor=not-a-cursor`, 'GET access-links with a forged cursor', { actor: 'staff', token: h.staff(), status: 400 });
+  await runCell(t, h, 'GET', `${listUrl}?extra=1`, 'GET access-links with an unknown parameter', { actor: 'staff', token: h.staff(), status: 400 });
+
+  const link = json(await h.call('POST', listUrl, h.staff(), grant)) as { id: string };
+  const revokeUrl = `/v1/access-links/${link.id}`;
+  await runRow(t, h, 'DELETE', revokeUrl, 'DELETE /v1/access-links/{id}', [
+    { actor: 'integration', token: h.integration(), status: 403 },
+    { actor: 'patronOwn', token: patronOwn, status: 403 },
+    { actor: 'otherOrg staff', token: otherStaff, status: 404 },
+    { actor: 'otherOrg admin', token: otherAdmin, status: 404 },
+    { actor: 'none', token: undefined, status: 401 },
+  ]);
+  const listed = (json(await h.call('GET', `${listUrl}?limit=100`, h.staff())).items as { id: string; state: string }[]).find((l) => l.id === link.id);
+  t.equal(listed?.state, 'active', 'none of the refused attempts revoked the link');
+  await runCell(t, h, 'DELETE', revokeUrl, 'DELETE /v1/access-links/{id}', { actor: 'staff', token: h.staff(), status: 200 });
+  const after = (json(await h.call('GET', `${listUrl}?limit=100`, h.staff())).items as { id: string; state: string }[]).find((l) => l.id === link.id);
+  t.equal(after?.state, 'revoked', 'staff revoked it');
+  await runCell(t, h, 'DELETE', '/v1/access-links/not-a-uuid', 'DELETE a malformed link id', { actor: 'staff', token: h.staff(), status: 400 });
+  await runCell(t, h, 'DELETE', `/v1/access-links/${randomUUID()}`, 'DELETE an unknown link', { actor: 'staff', token: h.staff(), status: 404 });
+});
+
+t.test('audit checkpoints: take one, verify against it (401, 403, cross-org, bad input)', async (t) => {
+  const h = await build(t);
+  await seed(t, h);
+  const patronOwn = h.patron('customer:c-own');
+  const otherAdmin = otherOrgToken(h, otherOrgId(), 'admin');
+  let checkpoint: Body = {};
+  await runRow(t, h, 'GET', '/v1/audit-events/checkpoint', 'GET /v1/audit-events/checkpoint', [
+    {
+      actor: 'admin',
+      token: h.admin(),
+      status: 200,
+      check: (res, label) => {
+        checkpoint = json(res);
+        t.equal(checkpoint.orgId, h.orgId, `${label}: of this org`);
+        t.match(checkpoint.signature, /^[0-9a-f]{64}$/, `${label}: signed`);
+      },
+    },
+    { actor: 'staff', token: h.staff(), status: 403 },
+    { actor: 'integration', token: h.integration(), status: 403 },
+    { actor: 'patronOwn', token: patronOwn, status: 403 },
+    { actor: 'none', token: undefined, status: 401 },
+  ]);
+  await runRow(
+    t,
+    h,
+    'POST',
+    '/v1/audit-events/verify',
+    'POST /v1/audit-events/verify',
+    [
+      { actor: 'admin', token: h.admin(), status: 200, check: (res, label) => t.equal(json(res).valid, true, `${label}: the chain reaches the checkpoint`) },
+      { actor: 'staff', token: h.staff(), status: 403 },
+      { actor: 'integration', token: h.integration(), status: 403 },
+      { actor: 'patronOwn', token: patronOwn, status: 403 },
+      // Another org's admin cannot test our checkpoint against anything: it names our org.
+      { actor: 'otherOrg admin', token: otherAdmin, status: 422, check: hasCode(t, 'checkpoint_invalid') },
+      { actor: 'none', token: undefined, status: 401 },
+    ],
+    { checkpoint },
+  );
+  const flipped = String(checkpoint.signature).replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  await runCell(t, h, 'POST', '/v1/audit-events/verify', 'POST verify with a forged signature', { actor: 'admin', token: h.admin(), status: 422, check: hasCode(t, 'checkpoint_invalid') }, { checkpoint: { ...checkpoint, signature: flipped } });
+  await runCell(t, h, 'POST', '/v1/audit-events/verify', 'POST verify with a moved position', { actor: 'admin', token: h.admin(), status: 422, check: hasCode(t, 'checkpoint_invalid') }, { checkpoint: { ...checkpoint, seq: Number(checkpoint.seq) + 1 } });
+  for (const [label, body] of [
+    ['no checkpoint', {}],
+    ['an unknown field', { checkpoint, extra: true }],
+    ['a malformed hash', { checkpoint: { ...checkpoint, hash: 'xyz' } }],
+    ['a negative position', { checkpoint: { ...checkpoint, seq: -1 } }],
+  ] as const) {
+    await runCell(t, h, 'POST', '/v1/audit-events/verify', `POST verify with ${label}`, { actor: 'admin', token: h.admin(), status: 400, check: hasCode(t, 'validation_failed') }, body);
+  }
+});

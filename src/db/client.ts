@@ -51,11 +51,16 @@ const ended = new WeakSet<object>();
  */
 export function runBeforeCommit(tx: object, fn: () => Promise<void>): boolean {
   // Running fn "now" on an ended transaction would write outside any transaction.
-  if (ended.has(tx)) throw new Error('the transaction has already ended');
+  assertTransactionOpen(tx);
   const queue = beforeCommit.get(tx);
   if (!queue) return false;
   queue.push(fn);
   return true;
+}
+
+/** Throws when `tx` is a transaction whose callback has already ended: a late statement on it would run outside any transaction. */
+export function assertTransactionOpen(tx: object): void {
+  if (ended.has(tx)) throw new Error('the transaction has already ended');
 }
 
 /** `db.transaction` that runs the before-commit queue (in order) once its callback succeeded. */
@@ -65,14 +70,17 @@ function withBeforeCommit(db: Db): Db {
     open(async (tx) => {
       const queue: (() => Promise<void>)[] = [];
       beforeCommit.set(tx, queue);
+      let result: Awaited<ReturnType<typeof callback>>;
       try {
-        const result = await callback(tx);
-        for (let i = 0; i < queue.length; i++) await queue[i]!();
-        return result;
+        result = await callback(tx);
       } finally {
+        // From here on the transaction takes no more work: a straggler (a statement of the
+        // callback's still running after it returned or threw) is refused, not queued.
         beforeCommit.delete(tx);
         ended.add(tx);
       }
+      for (const fn of queue) await fn();
+      return result;
     }, config);
   return Object.assign(db, { transaction });
 }

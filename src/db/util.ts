@@ -11,7 +11,7 @@ export function sqlState(error: unknown): string | undefined {
   let e: unknown = error;
   for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    if (typeof code === 'string' && /^[0-9FHPX][0-9A-Z]{4}$/.test(code)) return code; // not EPERM, EROFS …
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
@@ -63,8 +63,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  * the connection after ROLLBACK), outside any transaction.
  */
 export async function allSettledInTransaction<const T extends readonly unknown[]>(work: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const results = await Promise.allSettled(work);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  // The first failure in time is the cause; later ones are usually its echo (25P02, "current
+  // transaction is aborted"), so they must not hide it.
+  let first: { error: unknown } | undefined;
+  const results = await Promise.allSettled(
+    work.map((w) =>
+      Promise.resolve(w).catch((error: unknown) => {
+        first ??= { error };
+        throw error;
+      }),
+    ),
+  );
+  if (first) throw (first as { error: unknown }).error;
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }

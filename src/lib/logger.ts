@@ -32,7 +32,8 @@ export function urlForLog(url: string): string {
   return `${url.slice(0, q)}?${keys.map((k) => `${encodeURIComponent(k)}=…`).join('&')}`;
 }
 
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+/** A PostgreSQL SQLSTATE: its class starts with a digit, F, H, P or X (never E, as EPERM or EROFS do). */
+const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/;
 
 /**
  * What the log may say of an error: its class, its code and where it was thrown. Driver and

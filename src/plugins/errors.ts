@@ -13,7 +13,7 @@ import { AppError, ERROR_CODES, problemType, type ErrorCode } from '../lib/error
 import { IntegrityError } from '../lib/crypto/key-ring.js';
 import { requestContext } from './auth.js';
 import { problems } from '../lib/schemas.js';
-import { isDatabaseUnavailable, sqlState } from '../db/util.js';
+import { isDatabaseUnavailable } from '../db/util.js';
 import type { AuditInput } from '../modules/audit/audit.service.js';
 
 export interface ErrorsPluginOptions {
@@ -126,9 +126,11 @@ export default fp(
       const code = fastifyErrorCode(fe);
       if (code === 'internal_error' && isDatabaseUnavailable(error)) {
         // A restart, failover or dropped connection: the client may retry; nothing was half-done
-        // (every change is one transaction, and a 2xx is sent only after its commit).
-        request.log.warn({ errorName: error.name, sqlState: sqlState(error) }, 'database unavailable');
-        return sendProblem(reply, problemBody('service_unavailable', request.id, 'The database is unavailable; try again shortly'));
+        // (every change is one transaction, and a 2xx is sent only after its commit). The codes
+        // are network ones too, so an unreachable object store lands here as well: the log
+        // names the error, for the operator to tell which.
+        request.log.warn({ err: error }, 'backing service unavailable (database or object store)');
+        return sendProblem(reply, problemBody('service_unavailable', request.id, 'A service this request needs is unavailable; try again shortly'));
       }
       if (code === 'internal_error') {
         // The logger's err serializer (errorForLog) keeps no message of a database error: driver

@@ -22,17 +22,22 @@ function withTargets(rows: HttpBenchRow[]) {
   const send = by('send-message');
   const off = by('send-message (audit chain off)');
   const target: Record<string, { ratio: number; target: string; met: boolean }> = {};
+  // A run with failed requests (errors, timeouts, non-2xx) meets nothing: fast failures would
+  // flatter the req/s.
+  const clean = (...used: (HttpBenchRow | undefined)[]) => used.every((r) => r && r.errors === 0);
   if (send) {
     const ratio = send.reqPerSec / base.reqPerSec;
-    target['send-message'] = { ratio, target: '>= 0.70 x baseline req/s', met: ratio >= 0.7 };
+    target['send-message'] = { ratio, target: '>= 0.70 x baseline req/s', met: ratio >= 0.7 && clean(send, base) };
     const p99 = send.p99Ms / Math.max(1, base.p99Ms);
-    target['send-message p99'] = { ratio: p99, target: '<= 1.5 x baseline p99', met: p99 <= 1.5 };
+    target['send-message p99'] = { ratio: p99, target: '<= 1.5 x baseline p99', met: p99 <= 1.5 && clean(send, base) };
   }
   const list = by('list-messages');
-  if (list) target['list-messages'] = { ratio: list.reqPerSec / base.reqPerSec, target: '>= 0.40 x baseline req/s', met: list.reqPerSec / base.reqPerSec >= 0.4 };
+  if (list) target['list-messages'] = { ratio: list.reqPerSec / base.reqPerSec, target: '>= 0.40 x baseline req/s', met: list.reqPerSec / base.reqPerSec >= 0.4 && clean(list, base) };
+  const rerun = by('send-message (audit chain on, fresh server)');
   if (send && off) {
-    const cost = 1 - send.reqPerSec / off.reqPerSec;
-    target['audit chain cost'] = { ratio: cost, target: '<= 0.10 of send-message req/s', met: cost <= 0.1 };
+    const chained = rerun ? (send.reqPerSec + rerun.reqPerSec) / 2 : send.reqPerSec;
+    const cost = 1 - chained / off.reqPerSec;
+    target['audit chain cost'] = { ratio: cost, target: '<= 0.10 of send-message req/s (mean of both chained runs)', met: cost <= 0.1 && clean(send, off, ...(rerun ? [rerun] : [])) };
   }
   return [
     ...rows.map((r) => ({ ...r, ratioToBaseline: Number((r.reqPerSec / base.reqPerSec).toFixed(2)) })),

@@ -7,7 +7,7 @@
  * tsx instead (its loader adds about 100 MiB of RSS).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,10 @@ export interface BenchServer {
   orgId: string;
   token(role: string, extra?: Record<string, string>): string;
   rssBytes(): number;
+  /** The kernel's high-water mark of the server's RSS (VmHWM) since the last resetPeakRss(). */
+  peakRssBytes(): number;
+  /** Resets VmHWM to the current RSS (`5` written to /proc/<pid>/clear_refs); false where that is not allowed. */
+  resetPeakRss(): boolean;
   stop(): Promise<void>;
 }
 
@@ -67,9 +71,15 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
     pid: child.pid!,
     orgId,
     token: (role, extra = {}) => sign({ sub: `${role}-bench`, org: orgId, role, name: `Bench ${role}`, ...extra }),
-    rssBytes: () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    rssBytes: () => statusKiB(child.pid!, 'VmRSS') * 1024,
+    peakRssBytes: () => statusKiB(child.pid!, 'VmHWM') * 1024,
+    resetPeakRss: () => {
+      try {
+        writeFileSync(`/proc/${child.pid}/clear_refs`, '5');
+        return true;
+      } catch {
+        return false;
+      }
     },
     stop: () =>
       new Promise((resolve) => {
@@ -102,7 +112,22 @@ function freePort(): Promise<number> {
 }
 
 /** Samples RSS every 20 ms while `work` runs; returns the peak. */
+/** A field of /proc/<pid>/status, in kB. */
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+}
+
+/**
+ * The server's peak RSS while `work` runs: the kernel's own high-water mark (VmHWM, reset
+ * first), which no sampling interval can miss. Where the reset is refused, it falls back to
+ * sampling VmRSS every 20 ms from this process, which can miss short peaks.
+ */
 export async function peakRssDuring<T>(server: BenchServer, work: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  if (server.resetPeakRss()) {
+    const result = await work();
+    return { result, peak: server.peakRssBytes() };
+  }
   let peak = server.rssBytes();
   const timer = setInterval(() => {
     peak = Math.max(peak, server.rssBytes());

@@ -55,13 +55,14 @@ function uploadStream(server: BenchServer, size: number): Promise<{ id: string }
   });
 }
 
-function download(server: BenchServer, id: string): Promise<number> {
+function download(server: BenchServer, id: string, size: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(`${server.base}/v1/documents/${id}/content`, { headers: { authorization: `Bearer ${server.token('staff')}` } });
     req.on('response', (res) => {
       let n = 0;
       res.on('data', (d: Buffer) => (n += d.length));
-      res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`download: ${res.statusCode}`))));
+      // A short body would flatter the MB/s: only a whole file counts.
+      res.on('end', () => (res.statusCode === 200 && n === size ? resolve(n) : reject(new Error(`download: ${res.statusCode}, ${n} of ${size} bytes`))));
     });
     req.on('error', reject);
     req.end();
@@ -80,7 +81,7 @@ export interface UploadBenchRow {
 }
 
 async function measure(server: BenchServer, scenario: string, files: number, size: number, work: () => Promise<unknown>): Promise<UploadBenchRow> {
-  if (global.gc) global.gc();
+  // Let the server's garbage from the previous leg settle (its GC, not ours, decides its RSS).
   await new Promise((r) => setTimeout(r, 300));
   const idle = server.rssBytes();
   const started = process.hrtime.bigint();
@@ -105,7 +106,7 @@ async function runAgainst(server: BenchServer, store: string): Promise<UploadBen
   for (const size of [5 * MiB, 25 * MiB]) {
     let id = '';
     rows.push(await measure(server, `${store} upload-${size / MiB}MiB`, 1, size, async () => (id = (await uploadStream(server, size)).id)));
-    rows.push(await measure(server, `${store} download-${size / MiB}MiB`, 1, size, () => download(server, id)));
+    rows.push(await measure(server, `${store} download-${size / MiB}MiB`, 1, size, () => download(server, id, size)));
   }
   const ids: string[] = [];
   rows.push(
@@ -113,7 +114,7 @@ async function runAgainst(server: BenchServer, store: string): Promise<UploadBen
       ids.push(...(await Promise.all([0, 1, 2, 3].map(() => uploadStream(server, 25 * MiB)))).map((d) => d.id));
     }),
   );
-  rows.push(await measure(server, `${store} download-25MiB x4 concurrent`, 4, 25 * MiB, () => Promise.all(ids.map((id) => download(server, id)))));
+  rows.push(await measure(server, `${store} download-25MiB x4 concurrent`, 4, 25 * MiB, () => Promise.all(ids.map((id) => download(server, id, 25 * MiB)))));
   return rows;
 }
 

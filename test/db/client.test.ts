@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { openDatabase, runBeforeCommit } from '../../src/db/client.js';
+import { assertTransactionOpen, openDatabase, runBeforeCommit } from '../../src/db/client.js';
 import { allSettledInTransaction, isDatabaseUnavailable } from '../../src/db/util.js';
 
 t.test('runBeforeCommit queues on an open transaction, refuses an ended one, and declines the database itself', async (t) => {
@@ -23,6 +23,14 @@ t.test('runBeforeCommit queues on an open transaction, refuses an ended one, and
   });
   t.same(ran, ['callback', 'before commit'], 'the queued work ran after the callback, inside the transaction');
   t.throws(() => runBeforeCommit(ended!, async () => undefined), /already ended/, 'an ended transaction is refused, not run "now"');
+  t.throws(() => assertTransactionOpen(ended!), /already ended/, 'and reported as ended');
+  t.doesNotThrow(() => assertTransactionOpen(database.db), 'the database itself is never "ended"');
+  let straggler: Promise<unknown> | undefined;
+  await database.db.transaction(async (tx) => {
+    // A statement still between two awaits when the callback returns.
+    straggler = new Promise((resolve) => setTimeout(resolve, 20)).then(() => runBeforeCommit(tx, async () => undefined));
+  });
+  await t.rejects(straggler!, /already ended/, 'work arriving after the callback returned is refused, even while the queue runs');
   t.equal(
     runBeforeCommit(database.db, async () => undefined),
     false,
@@ -48,6 +56,9 @@ t.test('allSettledInTransaction rejects only once every statement has settled', 
   order.push('rejected');
   t.same(order, ['slow settled', 'rejected'], 'the sibling settled before the rejection reached the caller');
   t.same(await allSettledInTransaction([Promise.resolve(1), 'two', undefined]), [1, 'two', undefined], 'values keep their places');
+  const echo = new Promise((_, reject) => setTimeout(() => reject(new Error('25P02 echo')), 30));
+  const cause = new Promise((_, reject) => setTimeout(() => reject(new Error('the real cause')), 5));
+  await t.rejects(allSettledInTransaction([echo, cause]), /the real cause/, 'the first failure in time is reported, not the first in order');
 });
 
 t.test('isDatabaseUnavailable: connection loss, failover and demotion are 503 material; query errors are not', async (t) => {

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate, readMigrations } from '../../src/db/migrate.js';
 import { rowsOf } from '../../src/db/util.js';
+import { openTestDatabase } from '../fixtures/build.js';
 
 t.test('migrations apply once, in order, and are idempotent', async (t) => {
   // A private in-memory database even in the PostgreSQL run: this test needs an empty schema.
@@ -45,8 +46,23 @@ t.test('a migration edited after it was applied stops the start', async (t) => {
 });
 
 t.test('concurrent starts against one PostgreSQL migrate exactly once', { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL' }, async (t) => {
-  const instances = await Promise.all([1, 2, 3].map(() => openDatabase({ databaseUrl: process.env.DATABASE_URL, pgliteDir: null, poolSize: 2 })));
+  // An empty database of its own, so there is something to apply and to race for.
+  const fresh = await openTestDatabase(t, { migrated: false });
+  const instances = await Promise.all([1, 2, 3].map(() => openDatabase({ databaseUrl: fresh.url, pgliteDir: null, poolSize: 2 })));
   t.teardown(() => Promise.all(instances.map((d) => d.close())));
   const applied = await Promise.all(instances.map((d) => migrate(d.db)));
-  t.same(applied, [[], [], []], 'the shared test database is already current, and no run fails');
+  const tags = readMigrations().map((m) => m.tag);
+  t.ok(tags.length > 0);
+  t.same(
+    applied.map((a) => a.length).sort((x, y) => y - x),
+    [tags.length, 0, 0],
+    'one instance applied every migration; the two that waited on the lock found nothing to do, and none failed',
+  );
+  t.same(applied.find((a) => a.length > 0), tags, 'in order');
+  const rows = rowsOf<{ tag: string; n: number }>(await fresh.db.execute(sql`select tag, count(*)::int as n from schema_migrations group by tag order by tag`));
+  t.same(
+    rows.map((r) => [r.tag, r.n]),
+    [...tags].sort().map((tag) => [tag, 1]),
+    'each migration is recorded once',
+  );
 });

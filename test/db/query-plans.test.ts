@@ -15,7 +15,7 @@ import { rowsOf } from '../../src/db/util.js';
 import { build } from '../fixtures/build.js';
 import { fileUpload } from '../fixtures/multipart.js';
 
-const BIG_TABLES = ['records', 'threads', 'messages', 'audit_events', 'documents', 'document_chunks', 'attachments', 'access_links', 'external_sessions', 'email_outbox', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts'];
+const BIG_TABLES = ['records', 'threads', 'messages', 'audit_events', 'documents', 'document_chunks', 'message_attachments', 'idempotency_keys', 'access_links', 'external_sessions', 'email_outbox', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts'];
 
 interface PlanNode {
   'Node Type': string;
@@ -81,15 +81,22 @@ t.test('list queries are bounded by an index on every growing table', async (t) 
   for (let i = 0; i < 5; i++) await h.call('POST', `/v1/threads/${threadId}/messages`, staff, { body: `m${i}` });
   const link = await h.call('POST', `/v1/threads/${threadId}/access-links`, staff, { email: 'guest@example.org', expiresIn: '7d', verify: { dateOfBirth: true, phone: false } });
   await h.call('POST', `/v1/threads/${threadId}/access-links`, staff, { email: 'guest2@example.org', expiresIn: '7d', verify: { dateOfBirth: true, phone: false } });
+  const libraryIds: string[] = [];
   for (let i = 0; i < 3; i++) {
     const up = fileUpload(`doc${i}.pdf`, Buffer.from(`%PDF-1.7\n${i}`));
-    await h.app.inject({ method: 'POST', url: '/v1/library/documents', headers: { authorization: `Bearer ${staff}`, ...up.headers }, payload: up.payload });
+    const stored = await h.app.inject({ method: 'POST', url: '/v1/library/documents', headers: { authorization: `Bearer ${staff}`, ...up.headers }, payload: up.payload });
+    libraryIds.push(stored.json().id);
     const rec = fileUpload(`rec${i}.pdf`, Buffer.from(`%PDF-1.7\nr${i}`));
     await h.app.inject({ method: 'POST', url: '/v1/customers/c-plan/documents', headers: { authorization: `Bearer ${staff}`, ...rec.headers }, payload: rec.payload });
   }
   const hook = await h.call('POST', '/v1/webhooks', admin, { url: 'http://127.0.0.1:9/none', events: ['message.sent'] });
   await h.call('POST', '/v1/webhooks', admin, { url: 'http://127.0.0.1:9/other', events: ['thread.created'] });
   for (let i = 0; i < 2; i++) await h.call('POST', `/v1/threads/${threadId}/messages`, staff, { body: 'for the webhook' });
+  // Messages with attachments, so the message list reads message_attachments.
+  for (const documentId of libraryIds) {
+    const sent = await h.call('POST', `/v1/threads/${threadId}/messages`, staff, { body: 'see attached', attachments: [{ documentId }] });
+    t.equal(sent.statusCode, 201, 'a message with an attachment');
+  }
   t.equal(link.statusCode, 201);
   t.equal(hook.statusCode, 201);
 
@@ -125,6 +132,10 @@ t.test('list queries are bounded by an index on every growing table', async (t) 
 
   const selects = captured.filter((c) => /^\s*select/i.test(c.query) && BIG_TABLES.some((table) => c.query.includes(`"${table}"`)));
   t.ok(selects.length >= 20, `captured ${selects.length} list statements`);
+  t.ok(
+    selects.some((c) => c.query.includes('"message_attachments"')),
+    'the attachments of a message page are among them',
+  );
   const seen = new Set<string>();
   for (const { query, params } of selects) {
     if (seen.has(query)) continue;

@@ -72,6 +72,8 @@ t.test('errorForLog keeps a plain error\'s message and drops a driver error\'s',
   t.match(errorForLog(failed), { code: '22P02' }, 'the SQLSTATE is');
   t.same(errorForLog(new Error('ENCRYPTION_KEYS is missing')).message, 'ENCRYPTION_KEYS is missing', 'a plain error keeps its message');
   t.same(errorForLog('a string'), { type: 'string' });
+  const eperm = Object.assign(new Error("EROFS: read-only file system, mkdir '/data'"), { code: 'EROFS' });
+  t.match(errorForLog(eperm), { code: 'EROFS', message: /read-only file system/ }, 'a system error code is not taken for a SQLSTATE');
   const out: string[] = [];
   const logger = createLogger('info', { write: (line: string) => out.push(line) });
   logger.error({ err: failed, error: failed }, 'x');

@@ -8,7 +8,7 @@
  *   PHI, so only staff-side actors get a name snapshot.
  */
 import { randomInt } from 'node:crypto';
-import { runBeforeCommit, type Db, type DbOrTx } from '../../db/client.js';
+import { assertTransactionOpen, runBeforeCommit, type Db, type DbOrTx } from '../../db/client.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/context.js';
 import { newId } from '../../lib/ids.js';
@@ -96,6 +96,9 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
   }
 
   async function record(tx: DbOrTx, ctx: RequestContext, input: AuditInput): Promise<void> {
+    // A record() that arrives after its transaction ended must fail, not write its listeners'
+    // rows outside the transaction or join a queue that was already appended.
+    assertTransactionOpen(tx);
     // Patron names and external recipients' addresses are PHI: only staff-side names are kept.
     const staffSide = ctx.actor.role !== 'patron' && ctx.actor.role !== 'external';
     const event: PendingEvent = {
@@ -120,6 +123,7 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
     };
     // Listeners (webhook deliveries) write in this transaction too, before the head is locked.
     for (const listener of listeners) await listener(tx, { ...event, occurredAt: clock.now() });
+    assertTransactionOpen(tx);
     const pending = pendingByTx.get(tx);
     if (pending) return void pending.push(event);
     // The chain step runs last in the transaction (the head lock is then held only through

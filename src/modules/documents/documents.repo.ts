@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, ilike, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, ilike, inArray, isNull, lt, notInArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { documents, messageAttachments, records, threads } from '../../db/schema.js';
 import type { DocumentWithRecord } from './document-codec.js';
@@ -119,11 +119,11 @@ export function createDocumentsRepo(db: DbOrTx) {
     },
 
     /** Pending uploads older than `before` (left by a crash), oldest first. */
-    async stalePending(before: Date, limit: number, tx: DbOrTx = db) {
+    async stalePending(before: Date, limit: number, exceptIds: string[] = [], tx: DbOrTx = db) {
       return tx
         .select({ id: documents.id, orgId: documents.orgId })
         .from(documents)
-        .where(and(eq(documents.status, 'pending'), lt(documents.createdAt, before)))
+        .where(and(eq(documents.status, 'pending'), lt(documents.createdAt, before), exceptIds.length > 0 ? notInArray(documents.id, exceptIds) : undefined))
         .orderBy(asc(documents.createdAt))
         .limit(limit);
     },

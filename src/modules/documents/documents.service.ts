@@ -18,6 +18,7 @@
  *   uploaded to its own record or that are attached in threads on its record; anything else
  *   is 404.
  */
+import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Db, DbOrTx } from '../../db/client.js';
@@ -79,10 +80,11 @@ interface Deps {
   keyRing: KeyRing;
   audit: AuditService;
   clock: Clock;
+  log: Logger;
 }
 
 export function createDocumentsService(deps: Deps) {
-  const { db, repo, recordsRepo, threadsRepo, records, storage, blobs, codec, keyRing, audit, clock } = deps;
+  const { db, repo, recordsRepo, threadsRepo, records, storage, blobs, codec, keyRing, audit, clock, log } = deps;
 
   /** The document if the caller may reach it; 404 otherwise (denials on real documents audited). */
   async function loadForActor(tx: DbOrTx, ctx: RequestContext, documentId: string, action: string): Promise<DocumentWithRecord> {
@@ -137,18 +139,27 @@ export function createDocumentsService(deps: Deps) {
     const hash = createHash('sha256');
     let size = 0;
     async function* plaintext(): AsyncGenerator<Buffer> {
+      const pieces = (input.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
       try {
-        for await (const piece of input.stream as AsyncIterable<Buffer>) {
+        for (;;) {
+          let step: IteratorResult<Buffer>;
+          try {
+            step = await pieces.next();
+          } catch {
+            // Only the request stream's own failure: a malformed multipart body (no closing
+            // boundary, a part cut short) or a client gone mid-upload. The request is at fault.
+            throw new AppError('validation_failed', 'The multipart body ended before the file did');
+          }
+          if (step.done) return;
+          const piece = step.value;
           size += piece.length;
-          if (size > MAX_FILE_BYTES) break; // the multipart limit should have cut it already
+          if (size > MAX_FILE_BYTES) return; // the multipart limit should have cut it already
           inspector.push(piece);
           hash.update(piece);
           yield piece;
         }
-      } catch {
-        // The request stream failed: a malformed multipart body (no closing boundary, a part
-        // cut short) or a client gone mid-upload. The request is at fault, not the server.
-        throw new AppError('validation_failed', 'The multipart body ended before the file did');
+      } finally {
+        await pieces.return?.();
       }
     }
     const retentionUntil = await storage.retentionUntil(orgId, now);
@@ -243,16 +254,25 @@ export function createDocumentsService(deps: Deps) {
      */
     async sweepPendingUploads(olderThanMs = 3_600_000): Promise<{ pending: number; orphans: number }> {
       const before = new Date(clock.now().getTime() - olderThanMs);
-      const stale = await repo.stalePending(before, 100);
       // One upload that cannot be discarded (its content unreachable) must not stop the rest,
-      // nor the orphan sweep: it stays pending and is tried again next time.
+      // nor the orphan sweep: it stays pending, is passed over for this sweep, and is tried
+      // again next time. At most 1,000 a sweep.
       let discarded = 0;
-      for (const doc of stale) {
-        const ok = await discardPending(doc.orgId, doc.id).then(
-          () => true,
-          () => false,
-        );
-        if (ok) discarded++;
+      const failed: string[] = [];
+      for (let pass = 0; pass < 10; pass++) {
+        const stale = await repo.stalePending(before, 100, failed);
+        for (const doc of stale) {
+          const ok = await discardPending(doc.orgId, doc.id).then(
+            () => true,
+            (error: unknown) => {
+              log.warn({ err: error, documentId: doc.id }, 'a pending upload could not be discarded; it stays for the next sweep');
+              return false;
+            },
+          );
+          if (ok) discarded++;
+          else failed.push(doc.id);
+        }
+        if (stale.length < 100) break;
       }
       const orphans = await blobs.sweepOrphans(before);
       return { pending: discarded, orphans };

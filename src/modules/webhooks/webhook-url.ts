@@ -104,7 +104,29 @@ export interface UrlPolicy {
 
 export type Resolver = (hostname: string) => Promise<{ address: string; family: number }[]>;
 
-export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
+/**
+ * getaddrinfo runs on libuv's thread pool (4 threads, shared with file I/O and crypto), and a
+ * lookup that hangs holds its thread after resolveTarget has stopped waiting for it. So at most
+ * this many of our lookups run at once; beyond that the attempt fails (and is retried later)
+ * rather than starve the rest of the process.
+ */
+export const MAX_LOOKUPS_IN_FLIGHT = 2;
+
+/** A resolver of `lookup` bounded to `max` lookups in flight. */
+export function boundedResolver(lookupAll: Resolver, max = MAX_LOOKUPS_IN_FLIGHT): Resolver {
+  let inFlight = 0;
+  return async (hostname) => {
+    if (inFlight >= max) throw new Error('too many lookups in flight');
+    inFlight++;
+    try {
+      return await lookupAll(hostname);
+    } finally {
+      inFlight--;
+    }
+  };
+}
+
+export const systemResolver: Resolver = boundedResolver((hostname) => lookup(hostname, { all: true, verbatim: true }));
 
 const refuse = (detail: string) => new AppError('webhook_url_refused', detail);
 

@@ -24,7 +24,9 @@ t.test('concurrent retries with one Idempotency-Key create exactly one thread', 
   const sends = await Promise.all(
     Array.from({ length: 4 }, () => h.call('POST', `/v1/threads/${threadId}/messages`, h.staff(), { body: 'follow-up' }, { 'idempotency-key': 'm-1' })),
   );
+  t.same(sends.map((s) => s.statusCode), [201, 201, 201, 201], 'every retry is answered 201');
   t.equal(new Set(sends.map((s) => s.json().id)).size, 1, 'one message id for four retries');
+  t.type(sends[0]!.json().id, 'string');
   const messages = await h.call('GET', `/v1/threads/${threadId}/messages`, h.staff());
   t.equal(messages.json().items.length, 2, 'the first message and one follow-up');
 });

@@ -3,7 +3,7 @@
  * form rules, and resolution, where one private answer among public ones refuses the name.
  */
 import t from 'tap';
-import { isPrivateAddress, parseWebhookUrl, resolveTarget, type Resolver } from '../../../src/modules/webhooks/webhook-url.js';
+import { boundedResolver, isPrivateAddress, parseWebhookUrl, resolveTarget, type Resolver } from '../../../src/modules/webhooks/webhook-url.js';
 import { AppError } from '../../../src/lib/errors.js';
 
 const strict = { allowPrivate: false, requireHttps: false };
@@ -73,6 +73,16 @@ t.test('resolution', async (t) => {
   }
   t.same(await resolveTarget(new URL('https://meta.example/x'), { allowPrivate: true, requireHttps: false }, resolver), { address: '169.254.169.254', family: 4 }, 'allowed under the flag');
   const hanging: Resolver = () => new Promise(() => {});
+  // Hung lookups keep their (thread-pool) slot after we stop waiting: new ones are refused.
+  let release: () => void = () => undefined;
+  let calls = 0;
+  const answer = [{ address: '93.184.216.34', family: 4 }];
+  const stuck = boundedResolver(() => (calls++ === 0 ? new Promise((resolve) => (release = () => resolve(answer))) : Promise.resolve(answer)), 1);
+  await t.rejects(resolveTarget(new URL('https://slow.example/x'), strict, stuck, 20), { code: 'webhook_url_refused' }, 'the first lookup times out');
+  await t.rejects(stuck('other.example'), /too many lookups in flight/, 'and still holds its slot, so the next is refused at once');
+  release();
+  await new Promise((r) => setImmediate(r));
+  t.same(await stuck('again.example'), [{ address: '93.184.216.34', family: 4 }], 'once it settles, lookups run again');
   await t.rejects(resolveTarget(new URL('https://slow.example/x'), strict, hanging, 50), { code: 'webhook_url_refused' }, 'a lookup that never answers is cut off');
   t.same(await resolveTarget(new URL('http://[::ffff:8.8.8.8]/'), strict, resolver), { address: '::ffff:808:808', family: 6 }, 'an IP literal needs no lookup');
 });
