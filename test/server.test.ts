@@ -31,9 +31,11 @@ t.test('npm start serves on a fresh embedded database, and SIGTERM stops it clea
 
   const deadline = Date.now() + 60_000;
   let base: string | undefined;
-  while (!base && Date.now() < deadline && child.exitCode === null) {
+  // Until the start-up line that follows listen() is out too (it names the docs and the token
+  // command); on a busy machine it can arrive a moment after "Server listening".
+  while (!(base && /SecureCare Messaging on/.test(output)) && Date.now() < deadline && child.exitCode === null) {
     base = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
-    if (!base) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100));
   }
   t.ok(base, `the server listens (output: ${output.slice(-500)})`);
   if (!base) return;

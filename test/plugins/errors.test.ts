@@ -41,7 +41,7 @@ t.test('HEAD does not run audited GET handlers', async (t) => {
 
 t.test('an unhandled database error is logged by class, SQLSTATE and frames: never its message, query or parameters', async (t) => {
   // A database of its own: the broken table must not reach another test.
-  const h = await build(t, { database: await openTestDatabase(t), captureLogs: true });
+  const h = await build(t, { database: await openTestDatabase(t), captureLogs: true, expectServerErrors: true });
   await h.app.database.db.execute(sql.raw('alter table records add constraint refuse_every_insert check (false) not valid'));
   const marker = 'c-mrn-4471-quartz';
   const res = await h.call('PUT', `/v1/customers/${marker}`, h.integration(), { displayName: 'Quentin Quartzfield', email: 'quentin.q@example.org' });

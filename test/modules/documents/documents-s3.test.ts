@@ -95,7 +95,7 @@ const s3Content: ContentProbe = {
 documentSuite(t, { store: s3Content, options: async () => ({ env: s3.env(await s3.bucket()) }) });
 
 async function s3Harness(t: Test) {
-  const h = await build(t, { env: s3.env(await s3.bucket()) });
+  const h = await build(t, { env: s3.env(await s3.bucket()), expectServerErrors: true });
   await h.call('PUT', '/v1/customers/c-1', h.integration(), { displayName: 'Ada' });
   return h;
 }

@@ -32,7 +32,7 @@ function assertGeneric500(t: Test, res: { statusCode: number; headers: Record<st
 }
 
 t.test('a flipped byte in a message body fails the read with a generic 500 and an audit event', async (t) => {
-  const h = await build(t);
+  const h = await build(t, { expectServerErrors: true });
   const { threadId, secondId } = await story(h);
   const { db } = h.app.database;
   await db.execute(sql`update messages set body = set_byte(body, 20, get_byte(body, 20) # 1) where id = ${secondId}`);
@@ -47,7 +47,7 @@ t.test('a flipped byte in a message body fails the read with a generic 500 and a
 });
 
 t.test('a ciphertext copied onto another message, or another thread, fails to decrypt', async (t) => {
-  const h = await build(t);
+  const h = await build(t, { expectServerErrors: true });
   const a = await story(h, 'c-a');
   const b = await story(h, 'c-b');
   const { db } = h.app.database;
@@ -63,7 +63,7 @@ t.test('a ciphertext copied onto another message, or another thread, fails to de
 });
 
 t.test('tampered record PHI and a tampered wrapped key fail the same way', async (t) => {
-  const h = await build(t);
+  const h = await build(t, { expectServerErrors: true });
   const { threadId } = await story(h);
   const { db } = h.app.database;
   await db.execute(sql`update records set phone = set_byte(phone, 5, get_byte(phone, 5) # 128) where org_id = ${h.orgId}`);
