@@ -30,12 +30,16 @@ export interface ChainedFields {
   reason: string | null;
 }
 
-/** SHA-256 over a fixed-order JSON array: unambiguous, and independent of key order. */
-export function chainHash(e: ChainedFields): string {
-  const canonical = JSON.stringify([
-    e.prevHash,
-    e.orgId,
-    e.seq,
+/**
+ * The canonical form is the JSON array [prevHash, orgId, seq, id, occurredAt, actorKind, …]
+ * (fixed order: unambiguous, and independent of key order). It is assembled from a head and
+ * a tail so that the database can do the linking: `canonicalTail` is that array's JSON from
+ * `id` on, without its opening bracket, and `linkCanonical` prefixes the link to the chain.
+ * JSON.stringify of an array is its elements' JSON joined by commas, so this is byte for byte
+ * JSON.stringify([prevHash, orgId, seq, id, …]) (test/modules/audit proves it on random input).
+ */
+export function canonicalTail(e: Omit<ChainedFields, 'prevHash' | 'seq' | 'orgId'>): string {
+  return JSON.stringify([
     e.id,
     e.occurredAt.toISOString(),
     e.actorKind,
@@ -53,8 +57,17 @@ export function chainHash(e: ChainedFields): string {
     e.userAgent,
     e.requestId,
     e.reason,
-  ]);
-  return createHash('sha256').update(canonical).digest('hex');
+  ]).slice(1);
+}
+
+/** The canonical text for an event at `seq` after `prevHash` (a 64-hex-digit hash). The SQL in audit.repo.ts `appendLinked` builds the same string. */
+export function linkCanonical(prevHash: string, orgId: string, seq: number, tail: string): string {
+  return `[${JSON.stringify(prevHash)},${JSON.stringify(orgId)},${seq},${tail}`;
+}
+
+/** SHA-256 of the canonical form, hex. */
+export function chainHash(e: ChainedFields): string {
+  return createHash('sha256').update(linkCanonical(e.prevHash, e.orgId, e.seq, canonicalTail(e))).digest('hex');
 }
 
 export type ChainBreak = { seq: number; eventId: string | null; problem: 'hash_mismatch' | 'prev_hash_mismatch' | 'sequence_gap' };

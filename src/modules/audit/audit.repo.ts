@@ -1,8 +1,8 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/client.js';
 import { auditChainHeads, auditEvents } from '../../db/schema.js';
-import { GENESIS_HASH } from './audit-chain.js';
-import { allSettledInTransaction } from '../../db/util.js';
+import { canonicalTail, GENESIS_HASH } from './audit-chain.js';
+import { allSettledInTransaction, rowsOf } from '../../db/util.js';
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 
@@ -19,28 +19,48 @@ export interface AuditFilters {
 export function createAuditRepo(db: DbOrTx) {
   return {
     /**
-     * Locks the org's chain head for the rest of the transaction and returns it. The upsert's
-     * DO UPDATE takes the row lock even when nothing changes, so concurrent writers in one
-     * org queue here and the chain stays linear.
+     * Links one event to its org's chain and writes it, in one statement: the head row is
+     * locked (FOR UPDATE; concurrent writers of the org queue here, and a writer that waited
+     * reads the head its predecessor committed), the event takes seq + 1 and the head's hash
+     * as prev_hash, its hash is SHA-256 of the canonical form (the same text chainHash hashes:
+     * `linkCanonical`, with the tail computed here), and the head moves to it. One round trip,
+     * so the lock is held for this statement and the COMMIT only.
+     * Returns false, writing nothing, when the org has no head row yet (see ensureHead).
      */
-    async lockHead(tx: DbOrTx, orgId: string): Promise<{ seq: number; hash: string }> {
-      const [head] = await tx
-        .insert(auditChainHeads)
-        .values({ orgId, seq: 0, hash: GENESIS_HASH })
-        .onConflictDoUpdate({ target: auditChainHeads.orgId, set: { seq: sql`${auditChainHeads.seq}` } })
-        .returning({ seq: auditChainHeads.seq, hash: auditChainHeads.hash });
-      return head!;
+    async appendLinked(tx: DbOrTx, e: Omit<AuditEventRow, 'seq' | 'prevHash' | 'hash'>): Promise<boolean> {
+      const moved = rowsOf<{ seq: number }>(
+        await tx.execute(sql`
+          with head as (
+            select seq, hash from audit_chain_heads where org_id = ${e.orgId} for update
+          ), linked as (
+            select seq + 1 as seq, hash as prev_hash,
+              encode(sha256(convert_to('["' || hash || '",' || ${JSON.stringify(e.orgId)}::text || ',' || (seq + 1)::text || ',' || ${canonicalTail(e)}::text, 'UTF8')), 'hex') as hash
+            from head
+          ), inserted as (
+            insert into audit_events (id, org_id, seq, prev_hash, hash, occurred_at, actor_kind, actor_id, actor_name, action, outcome,
+              record_kind, record_id, thread_id, message_id, document_id, link_id, ip, user_agent, request_id, reason)
+            select ${e.id}::uuid, ${e.orgId}::text, linked.seq, linked.prev_hash, linked.hash, ${e.occurredAt.toISOString()}::timestamptz,
+              ${e.actorKind}::text, ${e.actorId}::text, ${e.actorName}::text, ${e.action}::text, ${e.outcome}::text,
+              ${e.recordKind}::text, ${e.recordId}::text, ${e.threadId}::uuid, ${e.messageId}::uuid, ${e.documentId}::uuid, ${e.linkId}::uuid,
+              ${e.ip}::text, ${e.userAgent}::text, ${e.requestId}::text, ${e.reason}::text
+            from linked
+            returning seq, hash
+          )
+          update audit_chain_heads set seq = inserted.seq, hash = inserted.hash
+          from inserted where audit_chain_heads.org_id = ${e.orgId}
+          returning audit_chain_heads.seq`),
+      );
+      return moved.length === 1;
     },
 
-    /** Rows of one org, in chain order; `moveHead` sets the org's head to the last one. */
-    async append(tx: DbOrTx, rows: AuditEventRow[], moveHead = true): Promise<void> {
-      const last = rows.at(-1);
-      if (!last) return;
-      // Sent together (postgres.js pipelines them in one write): the head lock is held meanwhile.
-      await allSettledInTransaction([
-        tx.insert(auditEvents).values(rows),
-        moveHead ? tx.update(auditChainHeads).set({ seq: last.seq, hash: last.hash }).where(eq(auditChainHeads.orgId, last.orgId)) : undefined,
-      ]);
+    /** Creates the org's head row at the genesis if it has none (its first event ever). */
+    async ensureHead(tx: DbOrTx, orgId: string): Promise<void> {
+      await tx.insert(auditChainHeads).values({ orgId, seq: 0, hash: GENESIS_HASH }).onConflictDoNothing();
+    },
+
+    /** Rows written as they are, outside the chain (BENCH_AUDIT_CHAIN=off only). */
+    async appendUnchained(tx: DbOrTx, rows: AuditEventRow[]): Promise<void> {
+      if (rows.length > 0) await tx.insert(auditEvents).values(rows);
     },
 
     async list(orgId: string, filters: AuditFilters, page: { afterSeq?: number; limit: number; order: 'asc' | 'desc' }) {

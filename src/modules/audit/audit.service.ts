@@ -9,12 +9,13 @@
  */
 import { randomInt } from 'node:crypto';
 import { assertTransactionOpen, runBeforeCommit, type Db, type DbOrTx } from '../../db/client.js';
+import { allSettledInTransaction } from '../../db/util.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestContext } from '../../lib/context.js';
 import { newId } from '../../lib/ids.js';
 import type { CheckpointPayload, CheckpointSigner } from '../../lib/crypto/index.js';
 import { decodeCursor, toPage, type Page } from '../../lib/pagination.js';
-import { chainHash, findChainBreak, GENESIS_HASH, type ChainBreak } from './audit-chain.js';
+import { findChainBreak, GENESIS_HASH, type ChainBreak } from './audit-chain.js';
 import type { AuditEventRow, AuditFilters, AuditRepo } from './audit.repo.js';
 
 export type AuditOutcome = AuditEventRow['outcome'];
@@ -73,25 +74,31 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
   const pendingByTx = new WeakMap<object, PendingEvent[]>();
 
   /**
-   * Chains and appends events: locks the org's head, links each event to the one before, and
-   * writes them with the new head. Orgs in a fixed order, so two transactions that write to
-   * the same orgs cannot deadlock on their heads.
+   * Chains and appends events, each in one statement (repo.appendLinked): the org's head is
+   * locked, the event linked to it, and the head moved, so the lock is held only for these
+   * final statements and the COMMIT. An org's events go in the order recorded, sent together
+   * (postgres.js pipelines them; they run in order). Orgs in a fixed order, so two
+   * transactions that write to the same orgs cannot deadlock on their heads. occurredAt is
+   * stamped here, just before; it is the recording instance's clock, and the chain's order is
+   * `seq` (instances' clocks differ, so times along a chain may step back by their skew).
    */
   async function appendChained(tx: DbOrTx, events: PendingEvent[]): Promise<void> {
-    for (const orgId of [...new Set(events.map((e) => e.orgId))].sort()) {
+    const occurredAt = clock.now();
+    if (!chained) {
       // BENCH_AUDIT_CHAIN=off (bench mode only, never production): the same rows, without the
       // head lock that serializes an org's writers, at random negative positions.
-      let head = chained ? await repo.lockHead(tx, orgId) : { seq: -randomInt(2, 2 ** 47), hash: GENESIS_HASH };
-      // Stamped under the head lock, so occurredAt never decreases along the chain.
-      const occurredAt = clock.now();
-      const rows = events
-        .filter((e) => e.orgId === orgId)
-        .map((e) => {
-          const fields = { ...e, occurredAt, seq: head.seq + 1, prevHash: head.hash };
-          head = { seq: fields.seq, hash: chainHash(fields) };
-          return { ...fields, hash: head.hash };
-        });
-      await repo.append(tx, rows, chained);
+      const rows = events.map((e) => ({ ...e, occurredAt, seq: -randomInt(2, 2 ** 47), prevHash: GENESIS_HASH, hash: GENESIS_HASH }));
+      return repo.appendUnchained(tx, rows);
+    }
+    for (const orgId of [...new Set(events.map((e) => e.orgId))].sort()) {
+      const own = events.filter((e) => e.orgId === orgId).map((e) => ({ ...e, occurredAt }));
+      const linkAll = () => allSettledInTransaction(own.map((e) => repo.appendLinked(tx, e)));
+      const linked = await linkAll();
+      if (linked.every(Boolean)) continue;
+      // The org's first event ever: no head row to lock yet (then none of the statements wrote).
+      if (linked.some(Boolean)) throw new Error('audit chain head appeared mid-append');
+      await repo.ensureHead(tx, orgId);
+      if (!(await linkAll()).every(Boolean)) throw new Error('audit chain head missing after ensureHead');
     }
   }
 

@@ -193,3 +193,61 @@ t.test('a ranged verification ends at the first event past `to`: clock skew betw
   t.equal(all.json().checked, 4, 'every event up to the last one');
   t.equal((await h.call('GET', '/v1/audit-events/verify', h.admin())).json().valid, true, 'the whole chain verifies');
 });
+
+t.test('the canonical form is JSON.stringify of the fixed-order array, and the database links exactly as chainHash does', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { createHash } = await import('node:crypto');
+  const text = fc.option(fc.string({ unit: 'binary', maxLength: 40 }), { nil: null });
+  // The formula chains were written with before the linking moved into SQL: every stored chain
+  // must still verify, so the two must agree on every input.
+  const reference = (e: Parameters<typeof chainHash>[0]) =>
+    createHash('sha256')
+      .update(
+        JSON.stringify([e.prevHash, e.orgId, e.seq, e.id, e.occurredAt.toISOString(), e.actorKind, e.actorId, e.actorName, e.action, e.outcome, e.recordKind, e.recordId, e.threadId, e.messageId, e.documentId, e.linkId, e.ip, e.userAgent, e.requestId, e.reason]),
+      )
+      .digest('hex');
+  fc.assert(
+    fc.property(
+      fc.record({
+        prevHash: fc.stringMatching(/^[0-9a-f]{64}$/),
+        orgId: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
+        seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        id: fc.uuid(),
+        occurredAt: fc.date({ min: new Date('2000-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }),
+        actorKind: fc.constantFrom('staff', 'admin', 'patron', 'external'),
+        actorId: text,
+        actorName: text,
+        action: fc.string({ maxLength: 30 }),
+        outcome: fc.constantFrom('success', 'denied'),
+        recordKind: text,
+        recordId: text,
+        threadId: fc.option(fc.uuid(), { nil: null }),
+        messageId: fc.option(fc.uuid(), { nil: null }),
+        documentId: fc.option(fc.uuid(), { nil: null }),
+        linkId: fc.option(fc.uuid(), { nil: null }),
+        ip: text,
+        userAgent: text,
+        requestId: text,
+        reason: text,
+      }),
+      (e) => chainHash(e) === reference(e),
+    ),
+    { seed: 20261204, numRuns: 2000 },
+  );
+  t.pass('chainHash equals the array formula on 2,000 random events');
+
+  // Names and agents with quotes, backslashes, control characters and non-ASCII go through the
+  // SQL linking; verification recomputes every hash in JavaScript.
+  const h = await build(t);
+  const odd = ['Zoë "Z" O\'Brien \\ staff', 'tab\there\nnewline', '名前 🌱 ÅÄÖ', '\u0001\u001f</script>'];
+  await h.call('PUT', '/v1/customers/c-odd', h.integration(), { displayName: 'Odd' });
+  for (const name of odd) {
+    const res = await h.call('GET', '/v1/customers/c-odd', h.token({ sub: `s-${odd.indexOf(name)}`, role: 'staff', name }), undefined, { 'user-agent': `${name} agent/1.0` });
+    t.equal(res.statusCode, 200);
+  }
+  const verdict = (await h.call('GET', '/v1/audit-events/verify', h.admin())).json();
+  t.equal(verdict.valid, true, 'hashes linked in SQL verify in JavaScript');
+  t.ok(verdict.checked >= odd.length + 1, `${verdict.checked} events checked`);
+  const names = (await h.call('GET', '/v1/audit-events?action=record.viewed&limit=50', h.admin())).json().items.map((i: { actor: { name: string } }) => i.actor.name);
+  t.ok(names.includes(odd[0]) && names.includes(odd[2]), 'quotes, backslashes and non-ASCII are stored as given');
+});
