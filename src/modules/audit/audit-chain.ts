@@ -32,16 +32,16 @@ export interface ChainedFields {
 
 /**
  * The canonical form is the JSON array [prevHash, orgId, seq, id, occurredAt, actorKind, …]
- * (fixed order: unambiguous, and independent of key order). It is assembled from a head and
- * a tail so that the database can do the linking: `canonicalTail` is that array's JSON from
- * `id` on, without its opening bracket, and `linkCanonical` prefixes the link to the chain.
- * JSON.stringify of an array is its elements' JSON joined by commas, so this is byte for byte
- * JSON.stringify([prevHash, orgId, seq, id, …]) (test/modules/audit proves it on random input).
+ * (fixed order: unambiguous, and independent of key order). It is assembled from pieces so
+ * that the database can do the linking and the time stamp under the head lock:
+ * `linkCanonical(prevHash, orgId, seq, id, occurredAtIso, tail)`, where `canonicalTail` is
+ * the array's JSON from `actorKind` on, without its opening bracket. JSON.stringify of an
+ * array is its elements' JSON joined by commas, so this is byte for byte
+ * JSON.stringify([prevHash, orgId, seq, id, occurredAt, …]) (test/modules/audit proves it).
+ * `prevHash` is 64 hex digits and `occurredAtIso` an ISO-8601 UTC time: neither needs escaping.
  */
-export function canonicalTail(e: Omit<ChainedFields, 'prevHash' | 'seq' | 'orgId'>): string {
+export function canonicalTail(e: Omit<ChainedFields, 'prevHash' | 'seq' | 'orgId' | 'id' | 'occurredAt'>): string {
   return JSON.stringify([
-    e.id,
-    e.occurredAt.toISOString(),
     e.actorKind,
     e.actorId,
     e.actorName,
@@ -60,14 +60,14 @@ export function canonicalTail(e: Omit<ChainedFields, 'prevHash' | 'seq' | 'orgId
   ]).slice(1);
 }
 
-/** The canonical text for an event at `seq` after `prevHash` (a 64-hex-digit hash). The SQL in audit.repo.ts `appendLinked` builds the same string. */
-export function linkCanonical(prevHash: string, orgId: string, seq: number, tail: string): string {
-  return `[${JSON.stringify(prevHash)},${JSON.stringify(orgId)},${seq},${tail}`;
+/** The canonical text of an event. The SQL of `appendLinked` (audit.repo.ts) builds the same string. */
+export function linkCanonical(prevHash: string, orgId: string, seq: number, id: string, occurredAtIso: string, tail: string): string {
+  return `["${prevHash}",${JSON.stringify(orgId)},${seq},${JSON.stringify(id)},"${occurredAtIso}",${tail}`;
 }
 
 /** SHA-256 of the canonical form, hex. */
 export function chainHash(e: ChainedFields): string {
-  return createHash('sha256').update(linkCanonical(e.prevHash, e.orgId, e.seq, canonicalTail(e))).digest('hex');
+  return createHash('sha256').update(linkCanonical(e.prevHash, e.orgId, e.seq, e.id, e.occurredAt.toISOString(), canonicalTail(e))).digest('hex');
 }
 
 export type ChainBreak = { seq: number; eventId: string | null; problem: 'hash_mismatch' | 'prev_hash_mismatch' | 'sequence_gap' };

@@ -21,25 +21,34 @@ export function createAuditRepo(db: DbOrTx) {
     /**
      * Links one event to its org's chain and writes it, in one statement: the head row is
      * locked (FOR UPDATE; concurrent writers of the org queue here, and a writer that waited
-     * reads the head its predecessor committed), the event takes seq + 1 and the head's hash
-     * as prev_hash, its hash is SHA-256 of the canonical form (the same text chainHash hashes:
-     * `linkCanonical`, with the tail computed here), and the head moves to it. One round trip,
-     * so the lock is held for this statement and the COMMIT only.
+     * reads the head its predecessor committed); under that lock the event is stamped
+     * (`notBefore`, or the previous event's time if that is later, so times never step back
+     * along a chain, whatever the writers' clocks or lock waits), takes seq + 1 and the head's
+     * hash as prev_hash, gets SHA-256 of the canonical form as its hash (`linkCanonical` in
+     * audit-chain.ts builds the same text), and the head moves to it. One round trip, so the
+     * lock is held for this statement and the COMMIT only.
      * Returns false, writing nothing, when the org has no head row yet (see ensureHead).
      */
-    async appendLinked(tx: DbOrTx, e: Omit<AuditEventRow, 'seq' | 'prevHash' | 'hash'>): Promise<boolean> {
+    async appendLinked(tx: DbOrTx, e: Omit<AuditEventRow, 'seq' | 'prevHash' | 'hash' | 'occurredAt'>, notBefore: Date): Promise<boolean> {
       const moved = rowsOf<{ seq: number }>(
         await tx.execute(sql`
           with head as (
             select seq, hash from audit_chain_heads where org_id = ${e.orgId} for update
-          ), linked as (
-            select seq + 1 as seq, hash as prev_hash,
-              encode(sha256(convert_to('["' || hash || '",' || ${JSON.stringify(e.orgId)}::text || ',' || (seq + 1)::text || ',' || ${canonicalTail(e)}::text, 'UTF8')), 'hex') as hash
+          ), stamped as (
+            select seq, hash, greatest(${notBefore.toISOString()}::timestamptz,
+              (select occurred_at from audit_events where org_id = ${e.orgId} and seq = head.seq)) as occurred_at
             from head
+          ), linked as (
+            select seq + 1 as seq, hash as prev_hash, occurred_at,
+              encode(sha256(convert_to(
+                '["' || hash || '",' || ${JSON.stringify(e.orgId)}::text || ',' || (seq + 1)::text || ',' || ${JSON.stringify(e.id)}::text
+                  || ',"' || to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '",' || ${canonicalTail(e)}::text,
+                'UTF8')), 'hex') as hash
+            from stamped
           ), inserted as (
             insert into audit_events (id, org_id, seq, prev_hash, hash, occurred_at, actor_kind, actor_id, actor_name, action, outcome,
               record_kind, record_id, thread_id, message_id, document_id, link_id, ip, user_agent, request_id, reason)
-            select ${e.id}::uuid, ${e.orgId}::text, linked.seq, linked.prev_hash, linked.hash, ${e.occurredAt.toISOString()}::timestamptz,
+            select ${e.id}::uuid, ${e.orgId}::text, linked.seq, linked.prev_hash, linked.hash, linked.occurred_at,
               ${e.actorKind}::text, ${e.actorId}::text, ${e.actorName}::text, ${e.action}::text, ${e.outcome}::text,
               ${e.recordKind}::text, ${e.recordId}::text, ${e.threadId}::uuid, ${e.messageId}::uuid, ${e.documentId}::uuid, ${e.linkId}::uuid,
               ${e.ip}::text, ${e.userAgent}::text, ${e.requestId}::text, ${e.reason}::text

@@ -63,6 +63,8 @@ type PendingEvent = Omit<RecordedAuditEvent, 'occurredAt'>;
 export type AuditListener = (tx: DbOrTx, event: RecordedAuditEvent) => Promise<void>;
 
 const VERIFY_BATCH = 1000;
+
+const lowerUuid = (id: string | null | undefined): string | null => (id ? id.toLowerCase() : null);
 const EXPORT_BATCH = 1000;
 
 export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock; signer: CheckpointSigner; chain?: boolean }) {
@@ -75,30 +77,31 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
 
   /**
    * Chains and appends events, each in one statement (repo.appendLinked): the org's head is
-   * locked, the event linked to it, and the head moved, so the lock is held only for these
-   * final statements and the COMMIT. An org's events go in the order recorded, sent together
-   * (postgres.js pipelines them; they run in order). Orgs in a fixed order, so two
-   * transactions that write to the same orgs cannot deadlock on their heads. occurredAt is
-   * stamped here, just before; it is the recording instance's clock, and the chain's order is
-   * `seq` (instances' clocks differ, so times along a chain may step back by their skew).
+   * locked, the event stamped and linked under the lock, and the head moved, so the lock is
+   * held only for these final statements and the COMMIT. An org's events go in the order
+   * recorded, sent together (postgres.js pipelines them; they run in order). Orgs in a fixed
+   * order, so two transactions that write to the same orgs cannot deadlock on their heads.
    */
   async function appendChained(tx: DbOrTx, events: PendingEvent[]): Promise<void> {
-    const occurredAt = clock.now();
+    const now = clock.now();
     if (!chained) {
-      // BENCH_AUDIT_CHAIN=off (bench mode only, never production): the same rows, without the
-      // head lock that serializes an org's writers, at random negative positions.
-      const rows = events.map((e) => ({ ...e, occurredAt, seq: -randomInt(2, 2 ** 47), prevHash: GENESIS_HASH, hash: GENESIS_HASH }));
+      // BENCH_AUDIT_CHAIN=off (bench mode only, never production): rows at random negative
+      // positions, without the head lock that serializes an org's writers and without hashing.
+      const rows = events.map((e) => ({ ...e, occurredAt: now, seq: -randomInt(2, 2 ** 47), prevHash: GENESIS_HASH, hash: GENESIS_HASH }));
       return repo.appendUnchained(tx, rows);
     }
     for (const orgId of [...new Set(events.map((e) => e.orgId))].sort()) {
-      const own = events.filter((e) => e.orgId === orgId).map((e) => ({ ...e, occurredAt }));
-      const linkAll = () => allSettledInTransaction(own.map((e) => repo.appendLinked(tx, e)));
-      const linked = await linkAll();
-      if (linked.every(Boolean)) continue;
-      // The org's first event ever: no head row to lock yet (then none of the statements wrote).
-      if (linked.some(Boolean)) throw new Error('audit chain head appeared mid-append');
+      const own = events.filter((e) => e.orgId === orgId);
+      const linked = await allSettledInTransaction(own.map((e) => repo.appendLinked(tx, e, now)));
+      // The org's first events ever find no head row to lock, and write nothing. (Heads are
+      // never deleted, so a concurrent first writer can make a later statement of ours find
+      // one: misses come first, then hits.) Create the head and link the missed ones, in order.
+      const missed = own.filter((_, i) => !linked[i]);
+      if (missed.length === 0) continue;
       await repo.ensureHead(tx, orgId);
-      if (!(await linkAll()).every(Boolean)) throw new Error('audit chain head missing after ensureHead');
+      for (const e of missed) {
+        if (!(await repo.appendLinked(tx, e, now))) throw new Error('audit chain head missing after ensureHead');
+      }
     }
   }
 
@@ -118,11 +121,13 @@ export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock
       outcome: input.outcome ?? 'success',
       recordKind: input.recordKind ?? null,
       recordId: input.recordId ?? null,
-      threadId: input.threadId ?? null,
-      messageId: input.messageId ?? null,
-      documentId: input.documentId ?? null,
+      // UUIDs as PostgreSQL returns them (lowercase): a UUID typed in upper case in a URL would
+      // otherwise be hashed in one case and read back for verification in the other.
+      threadId: lowerUuid(input.threadId),
+      messageId: lowerUuid(input.messageId),
+      documentId: lowerUuid(input.documentId),
       // An external recipient acts through a link: name it on every event of theirs.
-      linkId: input.linkId ?? (ctx.actor.role === 'external' ? ctx.actor.id : null),
+      linkId: lowerUuid(input.linkId ?? (ctx.actor.role === 'external' ? ctx.actor.id : null)),
       ip: ctx.ip,
       userAgent: ctx.userAgent,
       requestId: ctx.requestId,

@@ -251,3 +251,112 @@ t.test('the canonical form is JSON.stringify of the fixed-order array, and the d
   const names = (await h.call('GET', '/v1/audit-events?action=record.viewed&limit=50', h.admin())).json().items.map((i: { actor: { name: string } }) => i.actor.name);
   t.ok(names.includes(odd[0]) && names.includes(odd[2]), 'quotes, backslashes and non-ASCII are stored as given');
 });
+
+t.test('the database links random events exactly as chainHash verifies them, times never step back, and uppercase UUIDs are stored as read back', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { createAuditRepo } = await import('../../../src/modules/audit/audit.repo.js');
+  const { findChainBreak } = await import('../../../src/modules/audit/audit-chain.js');
+  const { openTestDatabase } = await import('../../fixtures/build.js');
+  const { randomUUID } = await import('node:crypto');
+  const database = await openTestDatabase(t);
+  const repo = createAuditRepo(database.db);
+  // Text the API can store: no NUL (PostgreSQL text refuses it) and no lone surrogates.
+  const storable = fc.string({ unit: 'grapheme', maxLength: 24 }).filter((v) => !v.includes('\u0000'));
+  const text = fc.option(storable, { nil: null });
+  const orgId = `org-${randomUUID()}-"quoted" \\ ÅÄÖ 名前`;
+  const events = fc.sample(
+    fc.record({
+      actorKind: fc.constantFrom('staff', 'admin', 'patron', 'external'),
+      actorId: text,
+      actorName: text,
+      action: storable,
+      outcome: fc.constantFrom('success', 'denied'),
+      recordKind: text,
+      recordId: text,
+      ip: text,
+      userAgent: text,
+      requestId: text,
+      reason: text,
+      skewMs: fc.integer({ min: -5_000, max: 5_000 }),
+    }),
+    { seed: 20261204, numRuns: 120 },
+  );
+  const base = Date.now();
+  await database.db.transaction(async (tx) => {
+    await repo.ensureHead(tx, orgId);
+    for (const [i, e] of events.entries()) {
+      const { skewMs, ...fields } = e;
+      const linked = await repo.appendLinked(
+        tx,
+        { ...fields, id: randomUUID(), orgId, threadId: i % 3 === 0 ? randomUUID() : null, messageId: null, documentId: null, linkId: null },
+        // Writers' clocks disagree by up to 5 s either way.
+        new Date(base + i * 10 + skewMs),
+      );
+      if (!linked) throw new Error('not linked');
+    }
+  });
+  const rows = rowsOf<Record<string, unknown>>(await database.db.execute(sql`select * from audit_events where org_id = ${orgId} order by seq`));
+  const chained = rows.map((r) => ({
+    id: String(r.id),
+    orgId: String(r.org_id),
+    seq: Number(r.seq),
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
+    occurredAt: new Date(r.occurred_at as string),
+    actorKind: String(r.actor_kind),
+    actorId: r.actor_id as string | null,
+    actorName: r.actor_name as string | null,
+    action: String(r.action),
+    outcome: String(r.outcome),
+    recordKind: r.record_kind as string | null,
+    recordId: r.record_id as string | null,
+    threadId: r.thread_id as string | null,
+    messageId: r.message_id as string | null,
+    documentId: r.document_id as string | null,
+    linkId: r.link_id as string | null,
+    ip: r.ip as string | null,
+    userAgent: r.user_agent as string | null,
+    requestId: r.request_id as string | null,
+    reason: r.reason as string | null,
+  }));
+  t.equal(chained.length, events.length, `${events.length} random events written`);
+  t.same(findChainBreak(chained).break, null, 'every hash made in SQL verifies in JavaScript');
+  t.ok(
+    chained.every((e, i) => i === 0 || e.occurredAt.getTime() >= chained[i - 1]!.occurredAt.getTime()),
+    'occurredAt never steps back along the chain, though the writers\' clocks did',
+  );
+
+  const h = await build(t);
+  const { threadId } = await (async () => {
+    await h.call('PUT', '/v1/customers/c-case', h.integration(), { displayName: 'Case' });
+    const res = await h.call('POST', '/v1/threads', h.staff(), { record: { kind: 'customer', id: 'c-case' }, subject: 's', body: 'b', replyAllowed: true });
+    return { threadId: res.json().thread.id as string };
+  })();
+  t.equal((await h.call('GET', `/v1/threads/${threadId.toUpperCase()}`, h.staff())).statusCode, 200, 'a thread read by its uppercase id');
+  const verdict = (await h.call('GET', '/v1/audit-events/verify', h.admin())).json();
+  t.equal(verdict.valid, true, 'the chain still verifies (route params are lowercased on the way in, and record() lowercases UUIDs too)');
+});
+
+t.test("concurrent first transactions of a new organization both link, in one unbroken chain", async (t) => {
+  const { createAuditRepo } = await import('../../../src/modules/audit/audit.repo.js');
+  const { createAuditService } = await import('../../../src/modules/audit/audit.service.js');
+  const { openTestDatabase } = await import('../../fixtures/build.js');
+  const { randomUUID } = await import('node:crypto');
+  const database = await openTestDatabase(t);
+  const signer = { sign: () => '0'.repeat(64), verify: () => true } as never;
+  const audit = createAuditService({ db: database.db, repo: createAuditRepo(database.db), clock: { now: () => new Date() }, signer });
+  const orgId = `org-first-${randomUUID()}`;
+  const ctx = (n: number) => ({ actor: { orgId, role: 'staff', id: `s-${n}`, name: `S${n}`, rec: null }, ip: null, userAgent: null, requestId: `r-${n}` }) as never;
+  // Each transaction records two events, as opening a thread does.
+  await Promise.all(
+    [1, 2, 3, 4].map((n) =>
+      database.db.transaction(async (tx) => {
+        await audit.record(tx, ctx(n), { action: 'thread.created' });
+        await audit.record(tx, ctx(n), { action: 'message.sent' });
+      }),
+    ),
+  );
+  const result = await audit.verify(orgId);
+  t.equal(result.valid, true, 'the chain verifies');
+  t.equal(result.checked, 8, 'all eight events are in it');
+});
