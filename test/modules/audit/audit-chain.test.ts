@@ -10,6 +10,34 @@ import { assertProblem } from '../../fixtures/problems.js';
 import { chainHash } from '../../../src/modules/audit/audit-chain.js';
 import { rowsOf } from '../../../src/db/util.js';
 
+/** An audit_events row as the chain functions see it. */
+function chainedFieldsOf(r: Record<string, unknown>) {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    seq: Number(r.seq),
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
+    occurredAt: new Date(r.occurred_at as string),
+    actorKind: String(r.actor_kind),
+    actorId: r.actor_id as string | null,
+    actorName: r.actor_name as string | null,
+    action: String(r.action),
+    outcome: String(r.outcome),
+    recordKind: r.record_kind as string | null,
+    recordId: r.record_id as string | null,
+    threadId: r.thread_id as string | null,
+    messageId: r.message_id as string | null,
+    documentId: r.document_id as string | null,
+    linkId: r.link_id as string | null,
+    ip: r.ip as string | null,
+    userAgent: r.user_agent as string | null,
+    requestId: r.request_id as string | null,
+    reason: r.reason as string | null,
+  };
+}
+
+
 async function story(h: Harness) {
   await h.call('PUT', '/v1/customers/c-1', h.integration(), { displayName: 'Ada' });
   const thread = (
@@ -75,28 +103,7 @@ t.test('a chain rewritten with recomputed hashes fails against the checkpoint', 
   const fixes: ReturnType<typeof sql>[] = [];
   let prev = '';
   for (const r of rows) {
-    const e = {
-      id: r.id as string,
-      orgId: r.org_id as string,
-      seq: Number(r.seq),
-      prevHash: prev || (r.prev_hash as string),
-      occurredAt: new Date(r.occurred_at as string),
-      actorKind: r.actor_kind as string,
-      actorId: Number(r.seq) === 3 ? 'forged' : (r.actor_id as string | null),
-      actorName: r.actor_name as string | null,
-      action: r.action as string,
-      outcome: r.outcome as string,
-      recordKind: r.record_kind as string | null,
-      recordId: r.record_id as string | null,
-      threadId: r.thread_id as string | null,
-      messageId: r.message_id as string | null,
-      documentId: r.document_id as string | null,
-      linkId: r.link_id as string | null,
-      ip: r.ip as string | null,
-      userAgent: r.user_agent as string | null,
-      requestId: r.request_id as string | null,
-      reason: r.reason as string | null,
-    };
+    const e = { ...chainedFieldsOf(r), prevHash: prev || String(r.prev_hash), actorId: Number(r.seq) === 3 ? 'forged' : (r.actor_id as string | null) };
     const hash = chainHash(e);
     fixes.push(sql`update audit_events set actor_id = ${e.actorId}, prev_hash = ${e.prevHash}, hash = ${hash} where id = ${e.id}`);
     prev = hash;
@@ -296,29 +303,7 @@ t.test('the database links random events exactly as chainHash verifies them, tim
     }
   });
   const rows = rowsOf<Record<string, unknown>>(await database.db.execute(sql`select * from audit_events where org_id = ${orgId} order by seq`));
-  const chained = rows.map((r) => ({
-    id: String(r.id),
-    orgId: String(r.org_id),
-    seq: Number(r.seq),
-    prevHash: String(r.prev_hash),
-    hash: String(r.hash),
-    occurredAt: new Date(r.occurred_at as string),
-    actorKind: String(r.actor_kind),
-    actorId: r.actor_id as string | null,
-    actorName: r.actor_name as string | null,
-    action: String(r.action),
-    outcome: String(r.outcome),
-    recordKind: r.record_kind as string | null,
-    recordId: r.record_id as string | null,
-    threadId: r.thread_id as string | null,
-    messageId: r.message_id as string | null,
-    documentId: r.document_id as string | null,
-    linkId: r.link_id as string | null,
-    ip: r.ip as string | null,
-    userAgent: r.user_agent as string | null,
-    requestId: r.request_id as string | null,
-    reason: r.reason as string | null,
-  }));
+  const chained = rows.map(chainedFieldsOf);
   t.equal(chained.length, events.length, `${events.length} random events written`);
   t.same(findChainBreak(chained).break, null, 'every hash made in SQL verifies in JavaScript');
   t.ok(
