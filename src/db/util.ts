@@ -11,7 +11,8 @@ export function sqlState(error: unknown): string | undefined {
   let e: unknown = error;
   for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9FHPX][0-9A-Z]{4}$/.test(code)) return code; // not EPERM, EROFS …
+    // A SQLSTATE's class starts with a digit, F, H, P or X: never E, as system codes (EPERM, EROFS) do.
+    if (typeof code === 'string' && /^[0-9FHPX][0-9A-Z]{4}$/.test(code)) return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;

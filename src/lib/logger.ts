@@ -3,6 +3,7 @@
  * these paths censor credentials and PHI-named fields wherever they might appear.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { sqlState } from '../db/util.js';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -32,9 +33,6 @@ export function urlForLog(url: string): string {
   return `${url.slice(0, q)}?${keys.map((k) => `${encodeURIComponent(k)}=…`).join('&')}`;
 }
 
-/** A PostgreSQL SQLSTATE: its class starts with a digit, F, H, P or X (never E, as EPERM or EROFS do). */
-const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/;
-
 /**
  * What the log may say of an error: its class, its code and where it was thrown. Driver and
  * Drizzle errors quote the query's parameters in their message (`Failed query: … params: …`,
@@ -46,10 +44,12 @@ export function errorForLog(error: unknown): Record<string, unknown> {
   if (error === null || typeof error !== 'object') return { type: typeof error };
   const chain: object[] = [];
   for (let e: unknown = error; e !== null && typeof e === 'object' && chain.length < 4; e = (e as { cause?: unknown }).cause) chain.push(e);
-  const fromDatabase = chain.some((e) => {
-    const { code, query, params, message } = e as { code?: unknown; query?: unknown; params?: unknown; message?: unknown };
-    return query !== undefined || params !== undefined || (typeof code === 'string' && SQLSTATE.test(code)) || (typeof message === 'string' && message.startsWith('Failed query'));
-  });
+  const fromDatabase =
+    sqlState(error) !== undefined ||
+    chain.some((e) => {
+      const { query, params, message } = e as { query?: unknown; params?: unknown; message?: unknown };
+      return query !== undefined || params !== undefined || (typeof message === 'string' && message.startsWith('Failed query'));
+    });
   const e = error as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown };
   const code = chain.map((c) => (c as { code?: unknown }).code).find((c): c is string => typeof c === 'string' && c.length <= 40);
   const frames = typeof e.stack === 'string' ? e.stack.split('\n').filter((line) => /^\s+at /.test(line)).slice(0, 8).join('\n') : undefined;

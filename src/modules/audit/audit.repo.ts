@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm
 import type { DbOrTx } from '../../db/client.js';
 import { auditChainHeads, auditEvents } from '../../db/schema.js';
 import { canonicalTail, GENESIS_HASH } from './audit-chain.js';
-import { allSettledInTransaction, rowsOf } from '../../db/util.js';
+import { rowsOf } from '../../db/util.js';
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 

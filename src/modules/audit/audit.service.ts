@@ -63,9 +63,9 @@ type PendingEvent = Omit<RecordedAuditEvent, 'occurredAt'>;
 export type AuditListener = (tx: DbOrTx, event: RecordedAuditEvent) => Promise<void>;
 
 const VERIFY_BATCH = 1000;
+const EXPORT_BATCH = 1000;
 
 const lowerUuid = (id: string | null | undefined): string | null => (id ? id.toLowerCase() : null);
-const EXPORT_BATCH = 1000;
 
 export function createAuditService(deps: { db: Db; repo: AuditRepo; clock: Clock; signer: CheckpointSigner; chain?: boolean }) {
   const { db, repo, clock, signer } = deps;

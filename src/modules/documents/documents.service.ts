@@ -117,8 +117,8 @@ export function createDocumentsService(deps: Deps) {
     });
   }
 
-  /** The upload itself; `onPendingRow` learns the id once a pending row exists to discard. */
-  async function storeUpload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput, onPendingRow: (row: { orgId: string; id: string }) => void): Promise<DocumentView> {
+  /** The upload itself, as document `id`; `onPendingRow` is told once a pending row exists to discard. */
+  async function storeUpload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput, id: string, onPendingRow: () => void): Promise<DocumentView> {
     const orgId = ctx.actor.orgId;
     let recordRow: { id: string; kind: RecordKind; externalId: string } | null = null;
     if (owner.kind === 'record') {
@@ -131,7 +131,6 @@ export function createDocumentsService(deps: Deps) {
     const ownerAudit = recordRow ? { recordKind: recordRow.kind, recordId: recordRow.externalId } : {};
     await storage.assertRoom(orgId);
 
-    const id = newId();
     const now = clock.now();
     const { envelope, dataKey } = keyRing.createEnvelope(documentKeyContext(orgId, id));
     const noncePrefix = newNoncePrefix();
@@ -192,7 +191,7 @@ export function createDocumentsService(deps: Deps) {
     // 1. A pending row (invisible to every reader), then the chunks as they arrive: no
     //    transaction or pooled connection is held while the client is still sending.
     await repo.insert(row);
-    onPendingRow({ orgId, id });
+    onPendingRow();
     const stored = await blobs.write({ orgId, documentId: id }, sealChunks(dataKey, { orgId, documentId: id, noncePrefix }, plaintext()));
     if (input.truncated() || size > MAX_FILE_BYTES) {
       throw refuse('payload_too_large', 'Attachments are limited to 25 MiB (26,214,400 bytes) each', ownerAudit);
@@ -229,10 +228,11 @@ export function createDocumentsService(deps: Deps) {
     loadForActor,
 
     async upload(ctx: RequestContext, owner: DocumentOwner, input: UploadInput): Promise<DocumentView> {
-      let inserted: { orgId: string; id: string } | null = null;
+      const id = newId();
+      let inserted = false;
       let ready = false;
       try {
-        const view = await storeUpload(ctx, owner, input, (row) => (inserted = row));
+        const view = await storeUpload(ctx, owner, input, id, () => (inserted = true));
         ready = true;
         return view;
       } finally {
@@ -242,8 +242,7 @@ export function createDocumentsService(deps: Deps) {
         // A refused or broken upload leaves nothing: its content and pending row go now. If the
         // store cannot delete (S3 unreachable), the transaction rolls back and the row stays
         // pending, so sweepPendingUploads tries again in an hour.
-        const pending = inserted as { orgId: string; id: string } | null;
-        if (!ready && pending) await discardPending(pending.orgId, pending.id).catch(() => undefined);
+        if (inserted && !ready) await discardPending(ctx.actor.orgId, id).catch(() => undefined);
       }
     },
 

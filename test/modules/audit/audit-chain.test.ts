@@ -5,10 +5,14 @@
  */
 import t, { type Test } from 'tap';
 import { sql } from 'drizzle-orm';
-import { build, fakeClock, type Harness } from '../../fixtures/build.js';
+import { build, fakeClock, openTestDatabase, type Harness } from '../../fixtures/build.js';
 import { assertProblem } from '../../fixtures/problems.js';
-import { chainHash } from '../../../src/modules/audit/audit-chain.js';
+import { chainHash, findChainBreak } from '../../../src/modules/audit/audit-chain.js';
 import { rowsOf } from '../../../src/db/util.js';
+import fc from 'fast-check';
+import { createHash, randomUUID } from 'node:crypto';
+import { createAuditRepo } from '../../../src/modules/audit/audit.repo.js';
+import { createAuditService } from '../../../src/modules/audit/audit.service.js';
 
 /** An audit_events row as the chain functions see it. */
 function chainedFieldsOf(r: Record<string, unknown>) {
@@ -202,8 +206,6 @@ t.test('a ranged verification ends at the first event past `to`: clock skew betw
 });
 
 t.test('the canonical form is JSON.stringify of the fixed-order array, and the database links exactly as chainHash does', async (t) => {
-  const fc = (await import('fast-check')).default;
-  const { createHash } = await import('node:crypto');
   const text = fc.option(fc.string({ unit: 'binary', maxLength: 40 }), { nil: null });
   // The formula chains were written with before the linking moved into SQL: every stored chain
   // must still verify, so the two must agree on every input.
@@ -260,11 +262,6 @@ t.test('the canonical form is JSON.stringify of the fixed-order array, and the d
 });
 
 t.test('the database links random events exactly as chainHash verifies them, times never step back, and uppercase UUIDs are stored as read back', async (t) => {
-  const fc = (await import('fast-check')).default;
-  const { createAuditRepo } = await import('../../../src/modules/audit/audit.repo.js');
-  const { findChainBreak } = await import('../../../src/modules/audit/audit-chain.js');
-  const { openTestDatabase } = await import('../../fixtures/build.js');
-  const { randomUUID } = await import('node:crypto');
   const database = await openTestDatabase(t);
   const repo = createAuditRepo(database.db);
   // Text the API can store: no NUL (PostgreSQL text refuses it) and no lone surrogates.
@@ -323,10 +320,6 @@ t.test('the database links random events exactly as chainHash verifies them, tim
 });
 
 t.test("concurrent first transactions of a new organization both link, in one unbroken chain", async (t) => {
-  const { createAuditRepo } = await import('../../../src/modules/audit/audit.repo.js');
-  const { createAuditService } = await import('../../../src/modules/audit/audit.service.js');
-  const { openTestDatabase } = await import('../../fixtures/build.js');
-  const { randomUUID } = await import('node:crypto');
   const database = await openTestDatabase(t);
   const signer = { sign: () => '0'.repeat(64), verify: () => true } as never;
   const audit = createAuditService({ db: database.db, repo: createAuditRepo(database.db), clock: { now: () => new Date() }, signer });

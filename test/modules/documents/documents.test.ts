@@ -3,16 +3,15 @@
  * in test/fixtures/document-suite.ts, shared with documents-s3.test.ts.
  */
 import t from 'tap';
-import { documentSuite, postgresContent } from '../../fixtures/document-suite.js';
+import { documentSuite, pdfOfSize, postgresContent } from '../../fixtures/document-suite.js';
+import { sql } from 'drizzle-orm';
+import { build, openTestDatabase } from '../../fixtures/build.js';
+import { fileUpload } from '../../fixtures/multipart.js';
+import { rowsOf } from '../../../src/db/util.js';
 
 documentSuite(t, { store: postgresContent, options: () => ({}) });
 
 t.test('the sweep passes over an upload it cannot discard, logs it, and removes the rest', async (t) => {
-  const { sql } = await import('drizzle-orm');
-  const { build, openTestDatabase } = await import('../../fixtures/build.js');
-  const { fileUpload } = await import('../../fixtures/multipart.js');
-  const { pdfOfSize } = await import('../../fixtures/document-suite.js');
-  const { rowsOf } = await import('../../../src/db/util.js');
   // A database of its own: the trigger below must not reach another test.
   const h = await build(t, { database: await openTestDatabase(t), captureLogs: true });
   const { db } = h.app.database;
